@@ -1,0 +1,16 @@
+//! What two or more of dns, l4lb and control share.
+//!
+//! - [`model`]: the typed objects (zones, records, services, VIPs, health) and their storage encoding.
+//! - [`store`]: one [`store::Store`] trait over etcd and an embedded database, and
+//!   [`store::Follower`], which turns a prefix into an exactly-once, in-order event stream.
+//! - [`snapshot`]: immutable snapshots that writers swap in and readers load without a lock.
+//! - [`telemetry`]: per-worker counters summed at scrape time, served on `/metrics`.
+//! - [`clock`]: the only place that reads the OS clock.
+//!
+//! Nothing here does packet work or protocol logic; that lives in the crate that owns it.
+
+pub mod clock;
+pub mod model;
+pub mod snapshot;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,289 @@
+//! The etcd backend: a thin mapping of [`Store`] onto etcd v3.
+//!
+//! The gRPC channel reconnects by itself; a request made while etcd is away fails with
+//! [`StoreError::Unavailable`] and the caller retries. A watch that breaks ends its stream,
+//! and [`super::Follower`] resumes it from the last revision it saw.
+
+use super::{
+    Compare, Event, EventKind, KeyValue, LeaseId, Listing, Op, Revision, Store, StoreError, Txn,
+    TxnOutcome, WatchStream,
+};
+use async_trait::async_trait;
+use etcd_client as ec;
+use std::time::Duration;
+use tracing::{debug, warn};
+
+/// An etcd cluster.
+#[derive(Clone)]
+pub struct Etcd {
+    client: ec::Client,
+    endpoints: Vec<String>,
+}
+
+impl std::fmt::Debug for Etcd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Etcd")
+            .field("endpoints", &self.endpoints)
+            .finish()
+    }
+}
+
+fn unavailable(e: ec::Error) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+/// gRPC status codes etcd uses for conditions we act on (the gRPC spec numbers them).
+const GRPC_INVALID_ARGUMENT: i32 = 3;
+const GRPC_NOT_FOUND: i32 = 5;
+const GRPC_OUT_OF_RANGE: i32 = 11;
+
+fn grpc_code(e: &ec::Error) -> Option<i32> {
+    match e {
+        ec::Error::GRpcStatus(status) => Some(i32::from(status.code())),
+        _ => None,
+    }
+}
+
+/// etcd reports a compacted revision as `OutOfRange` on reads.
+fn classify(e: ec::Error) -> StoreError {
+    match grpc_code(&e) {
+        Some(GRPC_OUT_OF_RANGE) => StoreError::Compacted {
+            compact_revision: 0,
+        },
+        Some(GRPC_INVALID_ARGUMENT) => StoreError::Invalid(e.to_string()),
+        _ => unavailable(e),
+    }
+}
+
+fn key_value(kv: &ec::KeyValue) -> KeyValue {
+    KeyValue {
+        key: String::from_utf8_lossy(kv.key()).into_owned(),
+        value: kv.value().to_vec(),
+        create_revision: kv.create_revision(),
+        mod_revision: kv.mod_revision(),
+        version: kv.version(),
+        lease: kv.lease(),
+    }
+}
+
+fn header_revision(header: Option<&ec::ResponseHeader>) -> Revision {
+    header.map_or(0, ec::ResponseHeader::revision)
+}
+
+impl Etcd {
+    /// Connects to the endpoints (`http://HOST:PORT`).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when no endpoint answers.
+    pub async fn connect(endpoints: &[String]) -> Result<Self, StoreError> {
+        let options = ec::ConnectOptions::new()
+            .with_connect_timeout(Duration::from_secs(3))
+            .with_timeout(Duration::from_secs(10))
+            .with_keep_alive(Duration::from_secs(5), Duration::from_secs(5))
+            .with_keep_alive_while_idle(true);
+        let client = ec::Client::connect(endpoints, Some(options))
+            .await
+            .map_err(unavailable)?;
+        Ok(Self {
+            client,
+            endpoints: endpoints.to_vec(),
+        })
+    }
+
+    fn client(&self) -> ec::Client {
+        self.client.clone()
+    }
+}
+
+#[async_trait]
+impl Store for Etcd {
+    async fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
+        let resp = self.client().get(key, None).await.map_err(classify)?;
+        Ok(resp.kvs().first().map(key_value))
+    }
+
+    async fn list(&self, prefix: &str, at: Option<Revision>) -> Result<Listing, StoreError> {
+        let mut options = ec::GetOptions::new().with_prefix();
+        if let Some(rev) = at {
+            options = options.with_revision(rev);
+        }
+        let resp = self
+            .client()
+            .get(prefix, Some(options))
+            .await
+            .map_err(classify)?;
+        Ok(Listing {
+            revision: header_revision(resp.header()),
+            kvs: resp.kvs().iter().map(key_value).collect(),
+        })
+    }
+
+    async fn put(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        lease: Option<LeaseId>,
+    ) -> Result<Revision, StoreError> {
+        let options = lease.map(|id| ec::PutOptions::new().with_lease(id));
+        let resp = self
+            .client()
+            .put(key, value, options)
+            .await
+            .map_err(|e| lease_or(e, lease))?;
+        Ok(header_revision(resp.header()))
+    }
+
+    async fn delete(&self, key: &str) -> Result<Revision, StoreError> {
+        let resp = self.client().delete(key, None).await.map_err(classify)?;
+        Ok(header_revision(resp.header()))
+    }
+
+    async fn txn(&self, txn: Txn) -> Result<TxnOutcome, StoreError> {
+        let compares: Vec<ec::Compare> = txn
+            .compares
+            .iter()
+            .map(|Compare { key, mod_revision }| {
+                ec::Compare::mod_revision(key.as_str(), ec::CompareOp::Equal, *mod_revision)
+            })
+            .collect();
+        let ops: Vec<ec::TxnOp> = txn
+            .ops
+            .iter()
+            .map(|op| match op {
+                Op::Put { key, value, lease } => ec::TxnOp::put(
+                    key.as_str(),
+                    value.clone(),
+                    lease.map(|id| ec::PutOptions::new().with_lease(id)),
+                ),
+                Op::Delete { key } => ec::TxnOp::delete(key.as_str(), None),
+            })
+            .collect();
+        let resp = self
+            .client()
+            .txn(ec::Txn::new().when(compares).and_then(ops))
+            .await
+            .map_err(classify)?;
+        Ok(TxnOutcome {
+            succeeded: resp.succeeded(),
+            revision: header_revision(resp.header()),
+        })
+    }
+
+    async fn watch(&self, prefix: &str, from: Revision) -> Result<WatchStream, StoreError> {
+        let options = ec::WatchOptions::new()
+            .with_prefix()
+            .with_start_revision(from)
+            .with_prev_key();
+        let mut stream = self
+            .client()
+            .watch(prefix, Some(options))
+            .await
+            .map_err(classify)?;
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let prefix = prefix.to_owned();
+        tokio::spawn(async move {
+            loop {
+                let message = tokio::select! {
+                    m = stream.message() => m,
+                    () = tx.closed() => return,
+                };
+                match message {
+                    Ok(Some(resp)) => {
+                        if resp.compact_revision() > 0 {
+                            let _ = tx.send(Err(StoreError::Compacted {
+                                compact_revision: resp.compact_revision(),
+                            }));
+                            return;
+                        }
+                        if resp.canceled() {
+                            let reason = format!("watch canceled: {}", resp.cancel_reason());
+                            let _ = tx.send(Err(StoreError::Unavailable(reason)));
+                            return;
+                        }
+                        let events: Vec<Event> = resp.events().iter().filter_map(event).collect();
+                        if !events.is_empty() && tx.send(Ok(events)).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) => {
+                        debug!(%prefix, "etcd watch stream ended");
+                        return;
+                    }
+                    Err(e) => {
+                        warn!(%prefix, error = %e, "etcd watch broke");
+                        let _ = tx.send(Err(unavailable(e)));
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(rx)
+    }
+
+    async fn grant_lease(&self, ttl: Duration) -> Result<LeaseId, StoreError> {
+        let secs = i64::try_from(ttl.as_secs().max(1)).unwrap_or(i64::MAX);
+        let resp = self
+            .client()
+            .lease_grant(secs, None)
+            .await
+            .map_err(classify)?;
+        Ok(resp.id())
+    }
+
+    async fn keep_alive(&self, lease: LeaseId) -> Result<Duration, StoreError> {
+        let (mut keeper, mut stream) = self
+            .client()
+            .lease_keep_alive(lease)
+            .await
+            .map_err(|e| lease_or(e, Some(lease)))?;
+        keeper
+            .keep_alive()
+            .await
+            .map_err(|e| lease_or(e, Some(lease)))?;
+        match stream
+            .message()
+            .await
+            .map_err(|e| lease_or(e, Some(lease)))?
+        {
+            Some(resp) if resp.ttl() > 0 => Ok(Duration::from_secs(resp.ttl().unsigned_abs())),
+            Some(_) => Err(StoreError::LeaseNotFound(lease)),
+            None => Err(StoreError::Unavailable("keep-alive stream closed".into())),
+        }
+    }
+
+    async fn revoke_lease(&self, lease: LeaseId) -> Result<(), StoreError> {
+        self.client()
+            .lease_revoke(lease)
+            .await
+            .map_err(|e| lease_or(e, Some(lease)))?;
+        Ok(())
+    }
+
+    async fn compact(&self, revision: Revision) -> Result<(), StoreError> {
+        let options = ec::CompactionOptions::new().with_physical();
+        self.client()
+            .compact(revision, Some(options))
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+}
+
+/// etcd answers `NotFound` for an unknown lease, and the keep-alive stream says so in words.
+fn lease_or(e: ec::Error, lease: Option<LeaseId>) -> StoreError {
+    let not_found = grpc_code(&e) == Some(GRPC_NOT_FOUND)
+        || matches!(&e, ec::Error::LeaseKeepAliveError(m) if m.contains("not found"));
+    match lease {
+        Some(id) if not_found => StoreError::LeaseNotFound(id),
+        _ => classify(e),
+    }
+}
+
+fn event(e: &ec::Event) -> Option<Event> {
+    let kv = key_value(e.kv()?);
+    let kind = match e.event_type() {
+        ec::EventType::Put => EventKind::Put,
+        ec::EventType::Delete => EventKind::Delete,
+    };
+    Some(Event { kind, kv })
+}
