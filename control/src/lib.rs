@@ -1,0 +1,1 @@
+//! The control plane. Not built yet: see the control issue.

@@ -1,0 +1,384 @@
+//! The config file (TOML) and how flags override it.
+//!
+//! Every field is typed (`SocketAddr`, `PathBuf`, enums), unknown fields are refused, and
+//! [`load`] validates once: its error names the file, the field and why.
+
+use crate::cli::{Cli, Command, LogFormat};
+use anyhow::Context;
+use dataplane_common::model::Name;
+use dataplane_common::store::StoreUrl;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The whole file. Every section is optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Config {
+    pub(crate) log: LogConfig,
+    pub(crate) store: StoreConfig,
+    pub(crate) up: UpConfig,
+    pub(crate) dns: DnsConfig,
+    pub(crate) control: ControlConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct LogConfig {
+    /// `text` or `json`.
+    pub(crate) format: LogFormat,
+    /// tracing env-filter syntax.
+    pub(crate) level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: "info".to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct StoreConfig {
+    /// `etcd://HOST:PORT[,...]` or `embedded:DIR`.
+    pub(crate) url: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct UpConfig {
+    /// The embedded store's directory.
+    pub(crate) data_dir: PathBuf,
+    /// API, /metrics, /healthz and /readyz.
+    pub(crate) http_listen: SocketAddr,
+    /// DNS.
+    pub(crate) dns_listen: SocketAddr,
+    /// Zone files served besides the store's zones.
+    pub(crate) zone_files: Vec<PathBuf>,
+}
+
+impl Default for UpConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("dataplane-data"),
+            http_listen: ([127, 0, 0, 1], 8080).into(),
+            dns_listen: ([127, 0, 0, 1], 5353).into(),
+            zone_files: vec![PathBuf::from("configs/zones/example.test.zone")],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct DnsConfig {
+    /// Addresses answered on, UDP and TCP.
+    pub(crate) listen: Vec<SocketAddr>,
+    /// RFC 1035 zone files.
+    pub(crate) zone_files: Vec<PathBuf>,
+    /// Query workers; `None` is one per core.
+    pub(crate) workers: Option<usize>,
+    /// /metrics, /healthz, /readyz.
+    pub(crate) metrics_listen: SocketAddr,
+    /// The Kubernetes cluster domain.
+    pub(crate) cluster_domain: Name,
+    /// With every address of a name down: answer with all of them (true) or SERVFAIL.
+    pub(crate) fail_open: bool,
+    /// `one-persistent` treats clients in the same IPv4 prefix of this length as one.
+    pub(crate) client_prefix_v4: u8,
+    /// The same for IPv6.
+    pub(crate) client_prefix_v6: u8,
+    /// Sticky assignments kept per worker (0 disables the sticky table).
+    pub(crate) sticky_entries: usize,
+}
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        Self {
+            listen: Vec::new(),
+            zone_files: Vec::new(),
+            workers: None,
+            metrics_listen: ([127, 0, 0, 1], 9153).into(),
+            cluster_domain: "cluster.local.".parse().expect("invariant: a valid name"),
+            fail_open: true,
+            client_prefix_v4: 32,
+            client_prefix_v6: 128,
+            sticky_entries: 65_536,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct ControlConfig {
+    /// The Kubernetes etcd.
+    pub(crate) kube_etcd: Option<String>,
+    /// kube-apiserver's --etcd-prefix.
+    pub(crate) kube_prefix: String,
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        Self {
+            kube_etcd: None,
+            kube_prefix: "/registry".to_owned(),
+        }
+    }
+}
+
+/// A field that is wrong, and why.
+struct Invalid {
+    field: &'static str,
+    reason: String,
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> Invalid {
+    Invalid {
+        field,
+        reason: reason.into(),
+    }
+}
+
+impl Config {
+    /// Reads and parses a file, without validating.
+    fn read(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        Self::parse(&text).with_context(|| format!("config file {}", path.display()))
+    }
+
+    pub(crate) fn parse(text: &str) -> anyhow::Result<Self> {
+        toml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))
+    }
+
+    /// Lays the command line's flags over the file.
+    fn merge(&mut self, cli: &Cli) {
+        if let Some(f) = cli.log_format {
+            self.log.format = f;
+        }
+        if let Some(l) = &cli.log_level {
+            self.log.level.clone_from(l);
+        }
+        match &cli.command {
+            Command::Up(a) => {
+                if let Some(d) = &a.data_dir {
+                    self.up.data_dir.clone_from(d);
+                }
+                if let Some(h) = a.http_listen {
+                    self.up.http_listen = h;
+                }
+                if let Some(d) = a.dns_listen {
+                    self.up.dns_listen = d;
+                }
+            }
+            Command::Dns(a) => {
+                if !a.listen.is_empty() {
+                    self.dns.listen.clone_from(&a.listen);
+                }
+                if !a.zone_file.is_empty() {
+                    self.dns.zone_files.clone_from(&a.zone_file);
+                }
+                if a.store.is_some() {
+                    self.store.url.clone_from(&a.store);
+                }
+                if a.workers.is_some() {
+                    self.dns.workers = a.workers;
+                }
+                if let Some(m) = a.metrics_listen {
+                    self.dns.metrics_listen = m;
+                }
+            }
+            Command::Lb(a) => {
+                if a.store.is_some() {
+                    self.store.url.clone_from(&a.store);
+                }
+            }
+            Command::Control(a) => {
+                if a.kube_etcd.is_some() {
+                    self.control.kube_etcd.clone_from(&a.kube_etcd);
+                }
+                if let Some(p) = &a.kube_prefix {
+                    self.control.kube_prefix.clone_from(p);
+                }
+                if a.store.is_some() {
+                    self.store.url.clone_from(&a.store);
+                }
+            }
+        }
+    }
+
+    /// Checks what the types cannot.
+    fn validate(&self, command: &Command) -> Result<(), Invalid> {
+        if let Some(url) = &self.store.url {
+            url.parse::<StoreUrl>()
+                .map_err(|e| invalid("store.url", e.to_string()))?;
+        }
+        if self.dns.workers == Some(0) || self.dns.workers.is_some_and(|w| w > 1024) {
+            return Err(invalid(
+                "dns.workers",
+                "must be 1 to 1024 (leave it out for one per core)",
+            ));
+        }
+        if self.dns.client_prefix_v4 > 32 {
+            return Err(invalid("dns.client_prefix_v4", "must be 0 to 32"));
+        }
+        if self.dns.client_prefix_v6 > 128 {
+            return Err(invalid("dns.client_prefix_v6", "must be 0 to 128"));
+        }
+        if !self.control.kube_prefix.starts_with('/') {
+            return Err(invalid(
+                "control.kube_prefix",
+                "must start with `/`, like kube-apiserver's --etcd-prefix",
+            ));
+        }
+        match command {
+            Command::Dns(_) => {
+                if self.dns.listen.is_empty() {
+                    return Err(invalid(
+                        "dns.listen",
+                        "give at least one address (--listen 127.0.0.1:5353)",
+                    ));
+                }
+                if self.dns.zone_files.is_empty() && self.store.url.is_none() {
+                    return Err(invalid(
+                        "dns.zone_files",
+                        "nothing to serve: give --zone-file FILE or --store URL",
+                    ));
+                }
+                for f in &self.dns.zone_files {
+                    if !f.is_file() {
+                        return Err(invalid(
+                            "dns.zone_files",
+                            format!("{} is not a readable file", f.display()),
+                        ));
+                    }
+                }
+            }
+            Command::Control(_) if self.control.kube_etcd.is_none() => {
+                return Err(invalid(
+                    "control.kube_etcd",
+                    "give the Kubernetes etcd (--kube-etcd http://HOST:PORT)",
+                ));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// Loads the config file (if any), applies the flags and validates the result.
+///
+/// # Errors
+/// One error naming the file (or the flags), the field and why.
+pub(crate) fn load(cli: &Cli) -> anyhow::Result<Config> {
+    let mut config = match &cli.config {
+        Some(path) => Config::read(path)?,
+        None => Config::default(),
+    };
+    config.merge(cli);
+    config
+        .validate(&cli.command)
+        .map_err(|Invalid { field, reason }| {
+            let source = cli.config.as_ref().map_or_else(
+                || "command line".to_owned(),
+                |p| format!("config file {}", p.display()),
+            );
+            anyhow::anyhow!("{source}: field `{field}`: {reason}")
+        })?;
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn cli(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("dataplane").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn every_example_config_loads_and_validates() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let config = Config::read(&path).unwrap_or_else(|e| panic!("{e:#}"));
+                // Zone files in examples are relative to the repository root.
+                std::env::set_current_dir(env!("CARGO_MANIFEST_DIR")).unwrap();
+                config
+                    .validate(&cli(&["up"]).command)
+                    .unwrap_or_else(|i| panic!("{}: {}: {}", path.display(), i.field, i.reason));
+                seen += 1;
+            }
+        }
+        assert!(seen >= 2, "expected example configs in {}", dir.display());
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_values_are_named() {
+        let err = Config::parse("[dns]\nworkerz = 2\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `workerz`"), "{err}");
+        let err = Config::parse("[dns]\nlisten = [\"not-an-address\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("listen"), "{err}");
+
+        let mut c = Config::parse("[dns]\nclient_prefix_v4 = 40\n").unwrap();
+        c.merge(&cli(&[
+            "dns",
+            "--listen",
+            "127.0.0.1:5353",
+            "--store",
+            "embedded:/tmp/x",
+        ]));
+        assert_eq!(
+            c.validate(&cli(&["up"]).command).err().map(|i| i.field),
+            Some("dns.client_prefix_v4")
+        );
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let mut c = Config::parse(
+            "[dns]\nlisten = [\"127.0.0.1:1\"]\nworkers = 3\n[store]\nurl = \"embedded:/a\"\n",
+        )
+        .unwrap();
+        let args = cli(&[
+            "dns",
+            "--listen",
+            "127.0.0.1:5353",
+            "--store",
+            "etcd://127.0.0.1:2379",
+            "--workers",
+            "2",
+        ]);
+        c.merge(&args);
+        assert_eq!(
+            c.dns.listen,
+            vec!["127.0.0.1:5353".parse::<SocketAddr>().unwrap()]
+        );
+        assert_eq!(c.dns.workers, Some(2));
+        assert_eq!(c.store.url.as_deref(), Some("etcd://127.0.0.1:2379"));
+        assert!(c.validate(&args.command).is_ok());
+        let bad = cli(&["dns", "--listen", "127.0.0.1:5353", "--store", "nope://x"]);
+        let mut c = Config::default();
+        c.merge(&bad);
+        assert_eq!(
+            c.validate(&bad.command).err().map(|i| i.field),
+            Some("store.url")
+        );
+        let none = cli(&["dns", "--listen", "127.0.0.1:5353"]);
+        let mut c = Config::default();
+        c.merge(&none);
+        assert_eq!(
+            c.validate(&none.command).err().map(|i| i.field),
+            Some("dns.zone_files")
+        );
+    }
+}

@@ -1,0 +1,24 @@
+//! Runs one subcommand until shutdown.
+
+mod dns;
+mod http;
+mod up;
+
+use crate::cli::Command;
+use crate::config::Config;
+use crate::shutdown::Shutdown;
+
+/// Runs `command` with `config` until SIGTERM or SIGINT.
+pub(crate) async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    let shutdown = Shutdown::on_signals()?;
+    match command {
+        Command::Up(_) => up::run(config, shutdown).await,
+        Command::Dns(_) => dns::run(config, shutdown).await,
+        Command::Lb(_) => anyhow::bail!(
+            "the L4 load balancer is not built yet (see the l4lb issue); nothing was started"
+        ),
+        Command::Control(_) => anyhow::bail!(
+            "the control plane is not built yet (see the control issue); nothing was started"
+        ),
+    }
+}

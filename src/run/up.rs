@@ -1,0 +1,115 @@
+//! `dataplane up`: every part on one machine, on the embedded store, with no other set-up.
+
+use super::http;
+use crate::config::Config;
+use crate::shutdown::Shutdown;
+use anyhow::Context;
+use axum::Router;
+use axum::http::StatusCode;
+use dataplane_common::model::{Name, Soa, Zone, encode, keys};
+use dataplane_common::store::{self, Compare, Op, Store, Txn};
+use dataplane_common::telemetry::Telemetry;
+use std::sync::Arc;
+
+pub(crate) async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
+    let url = format!("embedded:{}", config.up.data_dir.display());
+    let store = store::open(&url)
+        .await
+        .with_context(|| format!("cannot open the embedded store {url}"))?;
+    seed_cluster_zone(store.as_ref(), &config.dns.cluster_domain).await?;
+    let telemetry = Telemetry::new();
+
+    // The control API is built by a later issue: say so on /api rather than pretend.
+    let api = Router::new().nest(
+        "/api",
+        Router::new().fallback(|| async {
+            (
+                StatusCode::NOT_IMPLEMENTED,
+                "the control API is not built yet (see the control issue)\n",
+            )
+        }),
+    );
+    let http_addr = http::serve(
+        config.up.http_listen,
+        telemetry.clone(),
+        api,
+        shutdown.clone(),
+    )
+    .await?;
+
+    let mut dns_config = config.dns.clone();
+    dns_config.listen = vec![config.up.dns_listen];
+    dns_config.zone_files.clone_from(&config.up.zone_files);
+    let dns = super::dns::start(
+        &dns_config,
+        Some(Arc::clone(&store)),
+        &telemetry,
+        shutdown.clone(),
+    )
+    .await;
+
+    let zone = dns_config.cluster_domain.as_str().trim_end_matches('.');
+    println!("dataplane is up (store: {url})");
+    println!("  http     http://{http_addr}   try: curl -s http://{http_addr}/metrics | head");
+    match dns {
+        Ok(dns) => {
+            println!(
+                "  dns      {dns}   try: dig @{} -p {} SOA {zone}",
+                dns.ip(),
+                dns.port()
+            );
+            println!(
+                "                                also: dig @{} -p {} www.example.test",
+                dns.ip(),
+                dns.port()
+            );
+        }
+        Err(e) => println!("  dns      not running: {e:#}"),
+    }
+    println!("  control  not built yet: /api answers 501 (see the control issue)");
+    println!("  l4lb     not built yet (see the l4lb issue)");
+    println!("Ctrl-C stops it.");
+    telemetry.set_ready(true);
+
+    shutdown.wait().await;
+    println!("dataplane stopped");
+    Ok(())
+}
+
+/// Writes the cluster zone's SOA once, so that the DNS server is authoritative for it before
+/// control has written any record. An existing zone is left alone.
+async fn seed_cluster_zone(store: &dyn Store, origin: &Name) -> anyhow::Result<()> {
+    let ns = origin.prepend("ns").context("cluster domain too long")?;
+    let zone = Zone {
+        origin: origin.clone(),
+        ttl: 30,
+        soa: Soa {
+            mname: ns.clone(),
+            rname: origin
+                .prepend("hostmaster")
+                .context("cluster domain too long")?,
+            serial: 1,
+            refresh: 7200,
+            retry: 1800,
+            expire: 86400,
+            minimum: 30,
+        },
+        ns: vec![ns],
+    };
+    let key = keys::zone(origin);
+    store
+        .txn(Txn {
+            compares: vec![Compare {
+                key: key.clone(),
+                mod_revision: 0,
+            }],
+            ops: vec![Op::Put {
+                key,
+                value: encode(&zone),
+                lease: None,
+            }],
+        })
+        .await
+        .context("cannot seed the cluster zone")?;
+    Ok(())
+}
