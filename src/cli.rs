@@ -74,6 +74,18 @@ pub(crate) struct DnsArgs {
     /// Address of /metrics, /healthz and /readyz.
     #[arg(long)]
     pub(crate) metrics_listen: Option<SocketAddr>,
+    /// UDP backend.
+    #[arg(long, value_enum)]
+    pub(crate) io: Option<IoBackend>,
+}
+
+/// The UDP backend, on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum IoBackend {
+    /// recvmmsg/sendmmsg batches.
+    Mmsg,
+    /// io_uring.
+    Uring,
 }
 
 #[derive(Debug, Args)]

@@ -92,6 +92,41 @@ pub(crate) struct DnsConfig {
     pub(crate) client_prefix_v6: u8,
     /// Sticky assignments kept per worker (0 disables the sticky table).
     pub(crate) sticky_entries: usize,
+    /// With sticky assignments: move a client back to its first address when it recovers.
+    pub(crate) fail_back: bool,
+    /// The EDNS UDP payload size advertised and used at most.
+    pub(crate) udp_payload: u16,
+    /// The UDP backend: `mmsg` (recvmmsg/sendmmsg) or `uring` (io_uring).
+    pub(crate) io: dns::io::Backend,
+    /// Response rate limiting; off unless set.
+    pub(crate) rrl: Option<RrlConfig>,
+}
+
+/// Response rate limiting (per worker: the effective limit is up to `workers x rate`).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RrlConfig {
+    /// Responses per second per client prefix.
+    pub(crate) rate: u32,
+    /// Every `slip`-th limited response is sent truncated (TC); 0 never, 1 always.
+    #[serde(default = "default_slip")]
+    pub(crate) slip: u32,
+    /// IPv4 clients are grouped by this prefix length.
+    #[serde(default = "default_rrl_v4")]
+    pub(crate) prefix_v4: u8,
+    /// IPv6 clients are grouped by this prefix length.
+    #[serde(default = "default_rrl_v6")]
+    pub(crate) prefix_v6: u8,
+}
+
+fn default_slip() -> u32 {
+    2
+}
+fn default_rrl_v4() -> u8 {
+    24
+}
+fn default_rrl_v6() -> u8 {
+    56
 }
 
 impl Default for DnsConfig {
@@ -105,7 +140,11 @@ impl Default for DnsConfig {
             fail_open: true,
             client_prefix_v4: 32,
             client_prefix_v6: 128,
-            sticky_entries: 65_536,
+            sticky_entries: 16_384,
+            fail_back: true,
+            udp_payload: 1232,
+            io: dns::io::Backend::Mmsg,
+            rrl: None,
         }
     }
 }
@@ -189,6 +228,12 @@ impl Config {
                 if let Some(m) = a.metrics_listen {
                     self.dns.metrics_listen = m;
                 }
+                if let Some(io) = a.io {
+                    self.dns.io = match io {
+                        crate::cli::IoBackend::Mmsg => dns::io::Backend::Mmsg,
+                        crate::cli::IoBackend::Uring => dns::io::Backend::Uring,
+                    };
+                }
             }
             Command::Lb(a) => {
                 if a.store.is_some() {
@@ -226,6 +271,23 @@ impl Config {
         }
         if self.dns.client_prefix_v6 > 128 {
             return Err(invalid("dns.client_prefix_v6", "must be 0 to 128"));
+        }
+        if !(512..=4096).contains(&self.dns.udp_payload) {
+            return Err(invalid("dns.udp_payload", "must be 512 to 4096"));
+        }
+        if let Some(rrl) = &self.dns.rrl {
+            if rrl.rate == 0 {
+                return Err(invalid(
+                    "dns.rrl.rate",
+                    "must be at least 1 (leave [dns.rrl] out to turn it off)",
+                ));
+            }
+            if rrl.prefix_v4 > 32 || rrl.prefix_v6 > 128 {
+                return Err(invalid(
+                    "dns.rrl.prefix_v4",
+                    "prefix lengths must be 0 to 32 (v4) and 0 to 128 (v6)",
+                ));
+            }
         }
         if !self.control.kube_prefix.starts_with('/') {
             return Err(invalid(

@@ -6,10 +6,20 @@
 //! - [`respond`]: one query in, one reply written into the caller's buffer, with per-worker
 //!   answer policies (shuffle, round robin, persistent picks).
 //!
-//! Nothing here opens a socket, spawns a task or reads a clock: callers pass time, buffers and
-//! the catalog, and own the I/O.
+//! - [`rrl`]: response rate limiting per client prefix.
+//!
+//! Those modules open no socket, spawn no task and read no clock: callers pass time, buffers
+//! and the catalog. The edges live apart:
+//!
+//! - [`source`]: zone files and the store, assembled into the catalog's input.
+//! - [`io`]: the UDP (`recvmmsg`/`sendmmsg`, io_uring) and TCP loops around the responder.
+//! - [`server`]: wiring: sources to catalog snapshots, sockets to workers.
 
 pub mod authority;
+pub mod io;
 pub mod respond;
+pub mod rrl;
+pub mod server;
+pub mod source;
 pub mod wire;
 pub mod zonefile;

@@ -6,7 +6,8 @@ use crate::shutdown::Shutdown;
 use anyhow::Context;
 use dataplane_common::store::{self, Store};
 use dataplane_common::telemetry::Telemetry;
-use std::net::SocketAddr;
+use dns::respond::Options;
+use dns::server::{Server, Settings};
 use std::sync::Arc;
 
 pub(crate) async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
@@ -26,19 +27,51 @@ pub(crate) async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()
         shutdown.clone(),
     )
     .await?;
-    let addr = start(&config.dns, store, &telemetry, shutdown.clone()).await?;
-    tracing::info!(%addr, %metrics, "dns serving");
+    let server = start(&config.dns, store, &telemetry).await?;
+    tracing::info!(addrs = ?server.addrs, %metrics, workers = workers(&config.dns), io = ?config.dns.io, "dns answering");
+    let revision = server.synced().await;
+    tracing::info!(revision, "store data loaded");
     telemetry.set_ready(true);
     shutdown.wait().await;
+    telemetry.set_ready(false);
+    tokio::task::spawn_blocking(move || server.stop()).await?;
     Ok(())
 }
 
-/// Starts the DNS server; returns the first address it answers on.
+fn workers(config: &DnsConfig) -> usize {
+    config
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
+}
+
+/// Starts the DNS server.
 pub(crate) async fn start(
-    _config: &DnsConfig,
-    _store: Option<Arc<dyn Store>>,
-    _telemetry: &Telemetry,
-    _shutdown: Shutdown,
-) -> anyhow::Result<SocketAddr> {
-    anyhow::bail!("the DNS server is not wired in yet (see the dns issue)")
+    config: &DnsConfig,
+    store: Option<Arc<dyn Store>>,
+    telemetry: &Telemetry,
+) -> anyhow::Result<Server> {
+    let options = Options {
+        udp_payload: config.udp_payload,
+        client_prefix_v4: config.client_prefix_v4,
+        client_prefix_v6: config.client_prefix_v6,
+        sticky_entries: config.sticky_entries,
+        fail_back: config.fail_back,
+        fail_open: config.fail_open,
+    };
+    let rrl = config.rrl.map(|r| dns::rrl::Settings {
+        rate: r.rate,
+        slip: r.slip,
+        prefix_v4: r.prefix_v4,
+        prefix_v6: r.prefix_v6,
+        ..dns::rrl::Settings::default()
+    });
+    let settings = Settings {
+        listen: config.listen.clone(),
+        zone_files: config.zone_files.clone(),
+        workers: workers(config),
+        backend: config.io,
+        options,
+        rrl,
+    };
+    Ok(Server::start(settings, store, telemetry).await?)
 }

@@ -40,38 +40,24 @@ pub(crate) async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()
     let mut dns_config = config.dns.clone();
     dns_config.listen = vec![config.up.dns_listen];
     dns_config.zone_files.clone_from(&config.up.zone_files);
-    let dns = super::dns::start(
-        &dns_config,
-        Some(Arc::clone(&store)),
-        &telemetry,
-        shutdown.clone(),
-    )
-    .await;
+    let dns = super::dns::start(&dns_config, Some(Arc::clone(&store)), &telemetry).await?;
+    dns.synced().await;
+    let dns_addr = dns.addrs[0];
+    let (ip, port) = (dns_addr.ip(), dns_addr.port());
 
     let zone = dns_config.cluster_domain.as_str().trim_end_matches('.');
     println!("dataplane is up (store: {url})");
     println!("  http     http://{http_addr}   try: curl -s http://{http_addr}/metrics | head");
-    match dns {
-        Ok(dns) => {
-            println!(
-                "  dns      {dns}   try: dig @{} -p {} SOA {zone}",
-                dns.ip(),
-                dns.port()
-            );
-            println!(
-                "                                also: dig @{} -p {} www.example.test",
-                dns.ip(),
-                dns.port()
-            );
-        }
-        Err(e) => println!("  dns      not running: {e:#}"),
-    }
+    println!("  dns      {dns_addr}   try: dig @{ip} -p {port} SOA {zone}");
+    println!("                                also: dig @{ip} -p {port} www.example.test");
     println!("  control  not built yet: /api answers 501 (see the control issue)");
     println!("  l4lb     not built yet (see the l4lb issue)");
     println!("Ctrl-C stops it.");
     telemetry.set_ready(true);
 
     shutdown.wait().await;
+    telemetry.set_ready(false);
+    tokio::task::spawn_blocking(move || dns.stop()).await?;
     println!("dataplane stopped");
     Ok(())
 }

@@ -1,0 +1,206 @@
+//! The I/O edges: each backend receives queries in batches, calls the pure
+//! [`crate::respond::Responder`] against the current catalog snapshot, sends the replies, and
+//! counts. That is all a backend does.
+
+pub mod mmsg;
+pub mod tcp;
+pub mod uring;
+
+/// Which UDP backend the workers use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// `recvmmsg`/`sendmmsg` batches.
+    #[default]
+    Mmsg,
+    /// io_uring.
+    Uring,
+}
+
+use crate::respond::{DropReason, Outcome};
+use crate::rrl::{Action, Limiter};
+use dataplane_common::telemetry::Telemetry;
+use dataplane_common::telemetry::sharded::{Counters, CountersWriter, Histogram, HistogramWriter};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Query types counted by name; everything else is `other`.
+const QTYPES: &[&str] = &[
+    "A", "NS", "CNAME", "SOA", "PTR", "MX", "TXT", "AAAA", "SRV", "ANY", "other",
+];
+/// Response codes counted by name (RFC 1035, 6891), by their number.
+const RCODES: &[&str] = &[
+    "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "other", "BADVERS",
+];
+/// Answers by the policy that chose the addresses.
+const POLICIES: &[&str] = &["all", "one-persistent", "one-round-robin"];
+/// What rate limiting did to a response (the index is [`crate::rrl::Action`] less `Send`).
+const RRL_ACTIONS: &[&str] = &["drop", "slip"];
+/// Latency buckets, seconds: per batch, from receive to send.
+const LATENCY_BOUNDS: &[f64] = &[
+    0.000_01, 0.000_05, 0.000_1, 0.000_5, 0.001, 0.005, 0.01, 0.05,
+];
+
+fn qtype_slot(qtype: u16) -> usize {
+    match qtype {
+        1 => 0,
+        2 => 1,
+        5 => 2,
+        6 => 3,
+        12 => 4,
+        15 => 5,
+        16 => 6,
+        28 => 7,
+        33 => 8,
+        255 => 9,
+        _ => 10,
+    }
+}
+
+fn rcode_slot(rcode: u8) -> usize {
+    match rcode {
+        0..=5 => usize::from(rcode),
+        16 => 7,
+        _ => 6,
+    }
+}
+
+/// The server's shared counter families.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    queries: Arc<Counters>,
+    responses: Arc<Counters>,
+    policies: Arc<Counters>,
+    drops: Arc<Counters>,
+    limited: Arc<Counters>,
+    latency: Arc<Histogram>,
+}
+
+impl Metrics {
+    /// Creates the families and registers them in `telemetry`.
+    pub fn register(telemetry: &Telemetry) -> Self {
+        let m = Self {
+            queries: Counters::new("dns_queries", "Queries answered, by type.", "qtype", QTYPES),
+            responses: Counters::new(
+                "dns_responses",
+                "Responses sent, by response code.",
+                "rcode",
+                RCODES,
+            ),
+            policies: Counters::new(
+                "dns_answers_by_policy",
+                "Answers for names with several addresses, by policy.",
+                "policy",
+                POLICIES,
+            ),
+            drops: Counters::new(
+                "dns_dropped",
+                "Packets dropped without an answer, by reason.",
+                "reason",
+                &DropReason::NAMES,
+            ),
+            limited: Counters::new(
+                "dns_rate_limited",
+                "Responses over the rate limit, by what was done.",
+                "action",
+                RRL_ACTIONS,
+            ),
+            latency: Histogram::new(
+                "dns_batch_latency_seconds",
+                "Time from receiving a batch of queries to sending its replies.",
+                LATENCY_BOUNDS,
+            ),
+        };
+        telemetry.register_collector(Arc::clone(&m.queries));
+        telemetry.register_collector(Arc::clone(&m.responses));
+        telemetry.register_collector(Arc::clone(&m.policies));
+        telemetry.register_collector(Arc::clone(&m.drops));
+        telemetry.register_collector(Arc::clone(&m.limited));
+        telemetry.register_collector(Arc::clone(&m.latency));
+        m
+    }
+
+    /// One worker's writers.
+    pub fn worker(&self) -> WorkerMetrics {
+        WorkerMetrics {
+            queries: self.queries.writer(),
+            responses: self.responses.writer(),
+            policies: self.policies.writer(),
+            drops: self.drops.writer(),
+            limited: self.limited.writer(),
+            latency: self.latency.writer(),
+        }
+    }
+
+    /// The number of dropped packets for `reason`, summed over workers.
+    pub fn dropped(&self, reason: DropReason) -> u64 {
+        self.drops.total(reason as usize)
+    }
+}
+
+/// One worker's counters: written by that worker only.
+#[derive(Debug)]
+pub struct WorkerMetrics {
+    queries: CountersWriter,
+    responses: CountersWriter,
+    policies: CountersWriter,
+    drops: CountersWriter,
+    limited: CountersWriter,
+    latency: HistogramWriter,
+}
+
+impl WorkerMetrics {
+    /// Counts one outcome.
+    #[inline]
+    pub fn count(&self, outcome: &Outcome) {
+        match outcome {
+            Outcome::Reply {
+                qtype,
+                rcode,
+                policy,
+                ..
+            } => {
+                self.queries.inc(qtype_slot(*qtype));
+                self.responses.inc(rcode_slot(*rcode));
+                if let Some(p) = policy {
+                    self.policies.inc(*p as usize);
+                }
+            }
+            Outcome::Drop(reason) => self.drops.inc(*reason as usize),
+        }
+    }
+
+    /// Applies rate limiting to a reply of `len` octets in `out`: returns the length to send,
+    /// or `None` to send nothing.
+    #[inline]
+    pub fn limit(
+        &self,
+        limiter: Option<&mut Limiter>,
+        now: Instant,
+        client: IpAddr,
+        out: &mut [u8],
+        len: usize,
+    ) -> Option<usize> {
+        let Some(limiter) = limiter else {
+            return Some(len);
+        };
+        match limiter.check(now, client) {
+            Action::Send => Some(len),
+            Action::Drop => {
+                self.limited.inc(0);
+                None
+            }
+            Action::Slip => {
+                self.limited.inc(1);
+                Some(crate::rrl::slip(out, len))
+            }
+        }
+    }
+
+    /// Records one batch's latency.
+    #[inline]
+    pub fn batch_latency(&self, ns: u64) {
+        self.latency.observe_ns(ns);
+    }
+}

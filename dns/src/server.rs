@@ -1,0 +1,352 @@
+//! The running server: sources feed catalog snapshots, and for every listen address a set of
+//! UDP workers ([`crate::io::mmsg`]) and a TCP listener ([`crate::io::tcp`]) answer from them.
+//!
+//! The catalog is rebuilt off the hot path whenever the store changes (changes that arrive
+//! within [`COALESCE`] go into one rebuild) and swapped in whole: a query sees the old
+//! catalog or the new one, never half of an update. When the store is unreachable the last
+//! good catalog goes on being served.
+
+use crate::authority::Catalog;
+use crate::io::{self, Metrics};
+use crate::respond::{Options, Responder};
+use crate::source::{self, Inputs, LoadError};
+use dataplane_common::clock::{Clock, SystemClock};
+use dataplane_common::model::{Health, RecordSet, Zone, keys};
+use dataplane_common::snapshot::Snapshot;
+use dataplane_common::store::{FollowerMetrics, Revision, Store, Typed};
+use dataplane_common::telemetry::Telemetry;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Changes arriving this close together are applied in one rebuild.
+pub const COALESCE: Duration = Duration::from_millis(5);
+
+/// What the server serves and how.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Addresses answered on, UDP and TCP.
+    pub listen: Vec<SocketAddr>,
+    /// Zone files, read once at start.
+    pub zone_files: Vec<PathBuf>,
+    /// UDP workers per address.
+    pub workers: usize,
+    /// The UDP backend.
+    pub backend: io::Backend,
+    /// Answering options.
+    pub options: Options,
+    /// Response rate limiting for UDP; `None` is off.
+    pub rrl: Option<crate::rrl::Settings>,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// A zone file did not load.
+    #[error(transparent)]
+    ZoneFile(#[from] LoadError),
+    /// An address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Catalog gauges, for `/metrics`.
+#[derive(Debug, Clone, Default)]
+struct CatalogMetrics {
+    zones: Gauge,
+    record_sets: Gauge,
+    outside: Gauge,
+    revision: Gauge,
+    rebuilds: Counter,
+    build_micros: Gauge,
+}
+
+impl CatalogMetrics {
+    fn register(telemetry: &Telemetry) -> Self {
+        let m = Self::default();
+        telemetry.register("dns_zones", "Zones served.", m.zones.clone());
+        telemetry.register(
+            "dns_record_sets",
+            "Record sets served.",
+            m.record_sets.clone(),
+        );
+        telemetry.register(
+            "dns_records_outside_zones",
+            "Store record sets in no served zone (not served).",
+            m.outside.clone(),
+        );
+        telemetry.register(
+            "dns_applied_store_revision",
+            "The store revision the served catalog reflects.",
+            m.revision.clone(),
+        );
+        telemetry.register(
+            "dns_catalog_rebuilds",
+            "Catalog rebuilds.",
+            m.rebuilds.clone(),
+        );
+        telemetry.register(
+            "dns_catalog_build_microseconds",
+            "How long the last catalog build took.",
+            m.build_micros.clone(),
+        );
+        m
+    }
+}
+
+/// A running server. Dropping it does not stop it: call [`Server::stop`].
+#[derive(Debug)]
+pub struct Server {
+    /// The bound UDP addresses (the same ports serve TCP).
+    pub addrs: Vec<SocketAddr>,
+    /// The catalog being served.
+    pub catalog: Arc<Snapshot<Catalog>>,
+    /// The per-query counters.
+    pub metrics: Metrics,
+    synced: watch::Receiver<Option<Revision>>,
+    stop: Arc<AtomicBool>,
+    stop_tasks: watch::Sender<bool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+fn build(inputs: &Inputs, metrics: &CatalogMetrics) -> Catalog {
+    let started = SystemClock.now();
+    let assembled = inputs.assemble();
+    let sets: usize = assembled.zones.iter().map(|(_, r)| r.len()).sum();
+    metrics.zones.set(assembled.zones.len() as i64);
+    metrics.record_sets.set(sets as i64);
+    metrics.outside.set(assembled.outside as i64);
+    let catalog = Catalog::build(assembled.zones, &assembled.down);
+    metrics.rebuilds.inc();
+    metrics.build_micros.set(
+        SystemClock
+            .now()
+            .saturating_duration_since(started)
+            .as_micros() as i64,
+    );
+    catalog
+}
+
+impl Server {
+    /// Loads the zone files, binds every address and starts answering; with a store, follows
+    /// it and swaps in a new catalog on every change.
+    ///
+    /// # Errors
+    /// [`StartError`] when a zone file does not load or an address cannot be bound.
+    pub async fn start(
+        settings: Settings,
+        store: Option<Arc<dyn Store>>,
+        telemetry: &Telemetry,
+    ) -> Result<Self, StartError> {
+        let files = settings.zone_files.clone();
+        let files = tokio::task::spawn_blocking(move || source::load_files(&files))
+            .await
+            .expect("invariant: zone loading does not panic")?;
+        let inputs = Inputs {
+            files,
+            ..Inputs::default()
+        };
+        let catalog_metrics = CatalogMetrics::register(telemetry);
+        let catalog = Arc::new(Snapshot::new(build(&inputs, &catalog_metrics)));
+        let metrics = Metrics::register(telemetry);
+        let stop = Arc::new(AtomicBool::new(false));
+        let (stop_tasks, stopped) = watch::channel(false);
+        let shutdown = move || {
+            let mut stopped = stopped.clone();
+            async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            }
+        };
+
+        let seeds = AtomicU64::new(seed_base());
+        let options = settings.options.clone();
+        let rrl = settings.rrl;
+        let epoch = SystemClock.now();
+        let responders = move |_: usize| {
+            let responder = Responder::new(
+                seeds.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed),
+                options.clone(),
+            );
+            (responder, rrl.map(|r| crate::rrl::Limiter::new(r, epoch)))
+        };
+        let mut addrs = Vec::new();
+        let mut threads = Vec::new();
+        for &addr in &settings.listen {
+            let spawned = match settings.backend {
+                io::Backend::Mmsg => io::mmsg::spawn(
+                    addr,
+                    settings.workers,
+                    &catalog,
+                    &responders,
+                    &metrics,
+                    &stop,
+                ),
+                io::Backend::Uring => io::uring::spawn(
+                    addr,
+                    settings.workers,
+                    &catalog,
+                    &responders,
+                    &metrics,
+                    &stop,
+                ),
+            };
+            let (bound, mut t) = spawned.map_err(|source| StartError::Bind { addr, source })?;
+            threads.append(&mut t);
+            let listener = tokio::net::TcpListener::bind(bound)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: bound,
+                    source,
+                })?;
+            let tcp_options = Options {
+                sticky_entries: 0,
+                ..settings.options.clone()
+            };
+            let tcp_seed = AtomicU64::new(seed_base() ^ 0x5555);
+            tokio::spawn(io::tcp::serve(
+                listener,
+                Arc::clone(&catalog),
+                move || {
+                    Responder::new(
+                        tcp_seed.fetch_add(1, Ordering::Relaxed),
+                        tcp_options.clone(),
+                    )
+                },
+                metrics.clone(),
+                shutdown(),
+            ));
+            addrs.push(bound);
+        }
+
+        let (synced_tx, synced) = watch::channel(None);
+        match store {
+            Some(store) => {
+                let follower_metrics = FollowerMetrics::register(telemetry);
+                tokio::spawn(follow(
+                    store,
+                    inputs,
+                    Arc::clone(&catalog),
+                    catalog_metrics,
+                    follower_metrics,
+                    synced_tx,
+                    shutdown(),
+                ));
+            }
+            None => {
+                let _ = synced_tx.send(Some(0));
+            }
+        }
+        Ok(Self {
+            addrs,
+            catalog,
+            metrics,
+            synced,
+            stop,
+            stop_tasks,
+            threads,
+        })
+    }
+
+    /// Waits until the store's data is in the served catalog (at once without a store);
+    /// returns the store revision.
+    pub async fn synced(&self) -> Revision {
+        let mut rx = self.synced.clone();
+        let rev = rx.wait_for(Option::is_some).await.map(|r| r.unwrap_or(0));
+        rev.unwrap_or(0)
+    }
+
+    /// Stops answering: the TCP listener and store follower at once, the UDP workers within
+    /// their poll interval (this waits for them).
+    pub fn stop(self) {
+        let _ = self.stop_tasks.send(true);
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A per-process seed for answer shuffling; not security-relevant.
+fn seed_base() -> u64 {
+    let nanos = SystemClock
+        .wall()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    (nanos as u64) ^ u64::from(std::process::id()).rotate_left(32)
+}
+
+async fn follow(
+    store: Arc<dyn Store>,
+    mut inputs: Inputs,
+    catalog: Arc<Snapshot<Catalog>>,
+    metrics: CatalogMetrics,
+    follower_metrics: FollowerMetrics,
+    synced: watch::Sender<Option<Revision>>,
+    shutdown: impl Future<Output = ()> + Send,
+) {
+    let mut zones = Typed::<Zone>::new(Arc::clone(&store), keys::ZONES, follower_metrics.clone());
+    let mut records =
+        Typed::<RecordSet>::new(Arc::clone(&store), keys::RECORDS, follower_metrics.clone());
+    let mut health = Typed::<Health>::new(store, keys::HEALTH, follower_metrics);
+    tokio::pin!(shutdown);
+    // The first batch of each is its initial listing.
+    tokio::select! {
+        () = &mut shutdown => return,
+        _ = async { tokio::join!(zones.next(), records.next(), health.next()) } => {}
+    }
+    loop {
+        inputs.zones.clone_from(zones.objects());
+        inputs.records.clone_from(records.objects());
+        inputs.health.clone_from(health.objects());
+        let revision = zones
+            .revision()
+            .max(records.revision())
+            .max(health.revision());
+        let (built, returned) = {
+            let m = metrics.clone();
+            tokio::task::spawn_blocking(move || {
+                let c = build(&inputs, &m);
+                (c, inputs)
+            })
+            .await
+            .expect("invariant: catalog building does not panic")
+        };
+        inputs = returned;
+        catalog.store(built);
+        metrics.revision.set(revision);
+        let _ = synced.send(Some(revision));
+        tracing::debug!(revision, "catalog swapped in");
+
+        // Wait for a change, then gather whatever else arrives within COALESCE.
+        tokio::select! {
+            () = &mut shutdown => return,
+            _ = zones.next() => {}
+            _ = records.next() => {}
+            _ = health.next() => {}
+        }
+        let deadline = tokio::time::sleep(COALESCE);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                () = &mut deadline => break,
+                _ = zones.next() => {}
+                _ = records.next() => {}
+                _ = health.next() => {}
+            }
+        }
+    }
+}
