@@ -241,3 +241,133 @@ fn a_bad_zone_file_is_refused_with_its_line() {
         "names the file and line 3: {err}"
     );
 }
+
+#[test]
+fn the_io_uring_backend_answers_the_same() {
+    if !dns::io::uring::available() {
+        eprintln!("io_uring is not available on this kernel: skipping");
+        return;
+    }
+    let zone = fixture("e2e.zone");
+    let d = Daemon::dns(
+        &[
+            "--zone-file",
+            zone.to_str().unwrap(),
+            "--workers",
+            "2",
+            "--io",
+            "uring",
+        ],
+        "example.test",
+    );
+    assert_eq!(
+        d.dig(&["www.example.test", "A"]).answer_data(),
+        ["192.0.2.10"]
+    );
+    assert_eq!(d.dig(&["nope.example.test", "A"]).status, "NXDOMAIN");
+    assert!(
+        d.dig(&["big.example.test", "A", "+noedns", "+ignore"])
+            .has_flag("tc")
+    );
+    for i in 0..50 {
+        assert_eq!(
+            d.dig(&[&format!("h{i}.apps.example.test"), "A"])
+                .answer_data(),
+            ["192.0.2.30"]
+        );
+    }
+    assert!(d.terminate());
+}
+
+#[test]
+fn rate_limiting_drops_and_slips_over_the_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("rrl.toml");
+    std::fs::write(
+        &config,
+        "[dns]\nworkers = 1\n[dns.rrl]\nrate = 5\nslip = 2\n",
+    )
+    .unwrap();
+    let zone = fixture("e2e.zone");
+    let d = Daemon::dns(
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--zone-file",
+            zone.to_str().unwrap(),
+        ],
+        "example.test",
+    );
+    // 40 queries in well under a second from one client: 5 answered, then half of the rest slip.
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut query = vec![0, 0, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    query.extend_from_slice(b"\x03www\x07example\x04test\x00\x00\x01\x00\x01");
+    for id in 0..40u16 {
+        query[..2].copy_from_slice(&id.to_be_bytes());
+        sock.send_to(&query, d.dns).unwrap();
+    }
+    let (mut full, mut truncated) = (0, 0);
+    let mut buf = [0u8; 512];
+    while let Ok((n, _)) = sock.recv_from(&mut buf) {
+        if buf[2] & 0x02 != 0 {
+            assert_eq!(
+                n,
+                query.len(),
+                "a slipped reply is the header and question only"
+            );
+            truncated += 1;
+        } else {
+            full += 1;
+        }
+    }
+    assert!(
+        full <= 10,
+        "at most the rate (per second) answered in full: {full}"
+    );
+    assert!(
+        truncated >= 10,
+        "every second limited reply slips: {truncated}"
+    );
+    let metrics = d.metrics();
+    assert!(
+        metrics.contains("dns_rate_limited_total{action=\"drop\"}"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn logs_can_be_json() {
+    let zone = fixture("e2e.zone");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_dataplane"))
+        .args([
+            "--log-format",
+            "json",
+            "dns",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--zone-file", zone.to_str().unwrap()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "SIGINT stops it cleanly");
+    let logs = String::from_utf8(out.stderr).unwrap();
+    let lines: Vec<&str> = logs.lines().collect();
+    assert!(lines.len() >= 2, "{logs}");
+    for line in lines {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON: {line}: {e}"));
+        assert!(
+            v.get("level").is_some() && v.get("timestamp").is_some(),
+            "{line}"
+        );
+    }
+}

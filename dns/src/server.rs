@@ -44,6 +44,8 @@ pub struct Settings {
     pub options: Options,
     /// Response rate limiting for UDP; `None` is off.
     pub rrl: Option<crate::rrl::Settings>,
+    /// The Kubernetes cluster domain, if this server serves one.
+    pub cluster_domain: Option<dataplane_common::model::Name>,
 }
 
 /// Why the server could not start.

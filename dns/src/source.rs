@@ -7,7 +7,7 @@
 //! the records of both.
 
 use crate::zonefile;
-use dataplane_common::model::{Health, HealthState, Name, RecordSet, Zone};
+use dataplane_common::model::{AnswerPolicy, Health, HealthState, Name, RData, RecordSet, Zone};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -68,7 +68,13 @@ pub struct Inputs {
     pub records: BTreeMap<String, RecordSet>,
     /// Health from the store, by key.
     pub health: BTreeMap<String, Health>,
+    /// The Kubernetes cluster domain; when it is served, `dns-version.<domain>` answers the
+    /// schema version (Kubernetes DNS specification, section 2.2).
+    pub cluster_domain: Option<Name>,
 }
+
+/// The Kubernetes DNS schema version served at `dns-version.<cluster domain>`.
+pub const K8S_SCHEMA_VERSION: &str = "1.1.0";
 
 /// The catalog's input, assembled.
 #[derive(Debug, Default)]
@@ -102,6 +108,22 @@ impl Inputs {
                 Some(i) => zones[i].1.push(set.clone()),
                 None => outside += 1,
             }
+        }
+        if let Some(domain) = &self.cluster_domain
+            && let Some(&i) = by_origin.get(domain)
+            && let Ok(name) = domain.prepend("dns-version")
+        {
+            let ttl = zones[i].0.ttl;
+            zones[i].1.push(RecordSet {
+                name,
+                ttl,
+                records: vec![RData::Txt {
+                    strings: vec![K8S_SCHEMA_VERSION.to_owned()],
+                }],
+                policy: AnswerPolicy::All,
+                affinity_timeout: None,
+                source: "kubernetes".to_owned(),
+            });
         }
         let down = self
             .health
@@ -141,7 +163,7 @@ fn enclosing_zone(name: &Name, by_origin: &HashMap<Name, usize>) -> Option<usize
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dataplane_common::model::{RData, Soa};
+    use dataplane_common::model::Soa;
 
     fn zone(origin: &str) -> Zone {
         let n = |s: &str| s.parse::<Name>().unwrap();
@@ -198,6 +220,7 @@ mod tests {
                 by: "t".into(),
             },
         );
+        inputs.cluster_domain = Some("cluster.local.".parse().unwrap());
         let out = inputs.assemble();
         let find = |o: &str| {
             out.zones
@@ -211,7 +234,17 @@ mod tests {
             "the store's example.test merges into the file's"
         );
         assert_eq!(find("svc.cluster.local.").1.len(), 1);
-        assert_eq!(find("cluster.local.").1.len(), 1);
+        let cluster = &find("cluster.local.").1;
+        assert_eq!(cluster.len(), 2);
+        assert!(
+            cluster
+                .iter()
+                .any(|r| r.name.as_str() == "dns-version.cluster.local."
+                    && r.records
+                        == [RData::Txt {
+                            strings: vec!["1.1.0".into()]
+                        }])
+        );
         assert_eq!(find("example.test.").1.len(), 2);
         assert_eq!(out.outside, 1);
         assert!(out.down.contains(&"10.0.0.9".parse::<IpAddr>().unwrap()));

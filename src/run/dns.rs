@@ -72,6 +72,7 @@ pub(crate) async fn start(
         backend: config.io,
         options,
         rrl,
+        cluster_domain: Some(config.cluster_domain.clone()),
     };
     Ok(Server::start(settings, store, telemetry).await?)
 }
