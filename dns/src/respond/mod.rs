@@ -15,6 +15,8 @@ pub use options::Options;
 pub use process::{DropReason, Outcome, Responder, Transport};
 
 #[cfg(test)]
+mod reference_tests;
+#[cfg(test)]
 mod testing;
 #[cfg(test)]
 mod tests;
