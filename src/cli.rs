@@ -106,4 +106,10 @@ pub(crate) struct ControlArgs {
     /// The project's store: etcd://HOST:PORT[,...] or embedded:DIR.
     #[arg(long)]
     pub(crate) store: Option<String>,
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long)]
+    pub(crate) metrics_listen: Option<SocketAddr>,
+    /// This replica's name in the leader election (default: the host name).
+    #[arg(long)]
+    pub(crate) node_name: Option<String>,
 }

@@ -156,6 +156,14 @@ pub(crate) struct ControlConfig {
     pub(crate) kube_etcd: Option<String>,
     /// kube-apiserver's --etcd-prefix.
     pub(crate) kube_prefix: String,
+    /// /metrics, /healthz, /readyz.
+    pub(crate) metrics_listen: SocketAddr,
+    /// This replica's name in the leader election (default: the host name).
+    pub(crate) node_name: Option<String>,
+    /// The TTL of the records control writes, in seconds.
+    pub(crate) ttl: u32,
+    /// The leader lease: a dead leader is replaced within this many seconds.
+    pub(crate) lease_ttl_secs: u64,
 }
 
 impl Default for ControlConfig {
@@ -163,6 +171,10 @@ impl Default for ControlConfig {
         Self {
             kube_etcd: None,
             kube_prefix: "/registry".to_owned(),
+            metrics_listen: ([127, 0, 0, 1], 9154).into(),
+            node_name: None,
+            ttl: 30,
+            lease_ttl_secs: 10,
         }
     }
 }
@@ -250,6 +262,12 @@ impl Config {
                 if a.store.is_some() {
                     self.store.url.clone_from(&a.store);
                 }
+                if let Some(m) = a.metrics_listen {
+                    self.control.metrics_listen = m;
+                }
+                if a.node_name.is_some() {
+                    self.control.node_name.clone_from(&a.node_name);
+                }
             }
         }
     }
@@ -288,6 +306,19 @@ impl Config {
                     "prefix lengths must be 0 to 32 (v4) and 0 to 128 (v6)",
                 ));
             }
+        }
+        if self.control.lease_ttl_secs == 0 || self.control.lease_ttl_secs > 3600 {
+            return Err(invalid("control.lease_ttl_secs", "must be 1 to 3600"));
+        }
+        if let Some(kube) = &self.control.kube_etcd
+            && kube
+                .split(',')
+                .any(|e| !(e.starts_with("http://") || e.starts_with("https://")))
+        {
+            return Err(invalid(
+                "control.kube_etcd",
+                "give http://HOST:PORT (or https://), comma-separated for several",
+            ));
         }
         if !self.control.kube_prefix.starts_with('/') {
             return Err(invalid(

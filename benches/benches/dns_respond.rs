@@ -28,7 +28,7 @@ fn query(name: &str, qtype: u16) -> Vec<u8> {
 }
 
 fn catalog() -> Catalog {
-    let mut zones = dns::zonefile::parse(ZONE, None).expect("bench zone parses");
+    let mut zones = dataplane_common::zonefile::parse(ZONE, None).expect("bench zone parses");
     zones[0].1.push(RecordSet {
         name: "sticky.default.svc.cluster.local.".parse().expect("name"),
         ttl: 5,

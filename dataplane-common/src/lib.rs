@@ -6,6 +6,8 @@
 //! - [`snapshot`]: immutable snapshots that writers swap in and readers load without a lock.
 //! - [`telemetry`]: per-worker counters summed at scrape time, served on `/metrics`.
 //! - [`clock`]: the only place that reads the OS clock.
+//! - [`zonefile`]: RFC 1035 master files into zones and record sets (dns serves them, dpctl
+//!   imports them).
 //!
 //! Nothing here does packet work or protocol logic; that lives in the crate that owns it.
 
@@ -14,3 +16,4 @@ pub mod model;
 pub mod snapshot;
 pub mod store;
 pub mod telemetry;
+pub mod zonefile;

@@ -1,7 +1,6 @@
 //! The authoritative DNS server's pure core: bytes, a catalog snapshot and `now` in, a reply out.
 //!
 //! - [`wire`]: our own zero-copy reader and writer of DNS messages.
-//! - [`zonefile`]: RFC 1035 master files into model zones and record sets.
 //! - [`authority`]: zones indexed for lookup, the immutable [`authority::Catalog`].
 //! - [`respond`]: one query in, one reply written into the caller's buffer, with per-worker
 //!   answer policies (shuffle, round robin, persistent picks).
@@ -22,4 +21,3 @@ pub mod rrl;
 pub mod server;
 pub mod source;
 pub mod wire;
-pub mod zonefile;

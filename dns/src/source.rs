@@ -6,8 +6,8 @@
 //! counted and left out. A zone in both a file and the store keeps the file's SOA and serves
 //! the records of both.
 
-use crate::zonefile;
 use dataplane_common::model::{AnswerPolicy, Health, HealthState, Name, RData, RecordSet, Zone};
+use dataplane_common::zonefile;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};

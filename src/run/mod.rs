@@ -1,5 +1,6 @@
 //! Runs one subcommand until shutdown.
 
+mod control;
 mod dns;
 mod http;
 mod up;
@@ -17,8 +18,6 @@ pub(crate) async fn run(command: Command, config: Config) -> anyhow::Result<()> 
         Command::Lb(_) => anyhow::bail!(
             "the L4 load balancer is not built yet (see the l4lb issue); nothing was started"
         ),
-        Command::Control(_) => anyhow::bail!(
-            "the control plane is not built yet (see the control issue); nothing was started"
-        ),
+        Command::Control(_) => control::run(config, shutdown).await,
     }
 }

@@ -3,9 +3,9 @@
 
 use super::{Options, Outcome, Responder, Transport};
 use crate::authority::Catalog;
-use crate::zonefile;
 use dataplane_common::clock::{Clock, ManualClock};
 use dataplane_common::model::{AnswerPolicy, Name, RData, RecordSet};
+use dataplane_common::zonefile;
 use hickory_proto::op::{Edns, Message, Query};
 use hickory_proto::rr::{Name as HName, RecordType};
 use std::collections::HashSet;

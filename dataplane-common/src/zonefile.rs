@@ -12,9 +12,7 @@
 //! entry starts. The tokenizer borrows from the text and reuses one token buffer, so loading
 //! allocates only for the values it produces.
 
-use dataplane_common::model::{
-    AnswerPolicy, MAX_TTL, Name, RData, RecordSet, RecordType, Soa, Zone,
-};
+use crate::model::{AnswerPolicy, MAX_TTL, Name, RData, RecordSet, RecordType, Soa, Zone};
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr};

@@ -1,0 +1,65 @@
+//! `dataplane control`: Kubernetes Services and EndpointSlices from the cluster's etcd into
+//! records and VIPs in the project's store.
+
+use super::http;
+use crate::config::Config;
+use crate::shutdown::Shutdown;
+use anyhow::Context;
+use dataplane_common::store::{self, Etcd, Store};
+use dataplane_common::telemetry::Telemetry;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub(crate) async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
+    let kube_url = config
+        .control
+        .kube_etcd
+        .clone()
+        .context("no Kubernetes etcd given")?;
+    let endpoints: Vec<String> = kube_url.split(',').map(str::to_owned).collect();
+    let kube: Arc<dyn Store> = Arc::new(
+        Etcd::connect(&endpoints)
+            .await
+            .with_context(|| format!("cannot reach the Kubernetes etcd {kube_url}"))?,
+    );
+    let url = config
+        .store
+        .url
+        .clone()
+        .context("no store given (--store etcd://HOST:PORT or embedded:DIR)")?;
+    let store = store::open(&url)
+        .await
+        .with_context(|| format!("cannot open the store {url}"))?;
+    let telemetry = Telemetry::new();
+    let metrics = http::serve(
+        config.control.metrics_listen,
+        telemetry.clone(),
+        axum::Router::new(),
+        shutdown.clone(),
+    )
+    .await?;
+    let settings = settings(&config)?;
+    tracing::info!(kube = %kube_url, store = %url, %metrics, node = %settings.node_name, "control starting");
+    telemetry.set_ready(true);
+    control::run(settings, kube, store, &telemetry, shutdown.wait()).await?;
+    Ok(())
+}
+
+/// The control plane's settings from the config.
+pub(crate) fn settings(config: &Config) -> anyhow::Result<control::Settings> {
+    let node_name = match &config.control.node_name {
+        Some(n) => n.clone(),
+        None => std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_else(|_| "dataplane".to_owned()),
+    };
+    let settings = control::Settings {
+        kube_prefix: config.control.kube_prefix.clone(),
+        cluster_domain: config.dns.cluster_domain.clone(),
+        ttl: config.control.ttl,
+        node_name,
+        lease_ttl: Duration::from_secs(config.control.lease_ttl_secs),
+    };
+    settings.validate()?;
+    Ok(settings)
+}
