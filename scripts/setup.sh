@@ -3,12 +3,19 @@
 #   protoc  - etcd-client generates its gRPC code at build time
 #   etcd    - the store tests run a real etcd
 #   dig     - end-to-end DNS tests ask the server as a user would
+#   openssl - the TLS etcd tests make a throwaway CA
+#   curl    - end-to-end tests read /metrics and go through VIPs as a user would
+#   ip      - the load balancer tests build network namespaces and veth pairs
+#   schemathesis (PyPI) - a schema-driven fuzz run of the control API finds no 5xx
 set -euo pipefail
 
 missing=()
 command -v protoc >/dev/null || missing+=(protobuf-compiler)
 command -v etcd >/dev/null || missing+=(etcd-server)
 command -v dig >/dev/null || missing+=(bind9-dnsutils)
+command -v openssl >/dev/null || missing+=(openssl)
+command -v curl >/dev/null || missing+=(curl)
+command -v ip >/dev/null || missing+=(iproute2)
 command -v cargo >/dev/null || { echo "setup: cargo is missing: install Rust (https://rustup.rs)" >&2; exit 1; }
 
 if ((${#missing[@]})); then
@@ -22,4 +29,10 @@ if ((${#missing[@]})); then
   $SUDO chmod +x /usr/sbin/policy-rc.d
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
   $SUDO rm -f /usr/sbin/policy-rc.d
+fi
+
+if ! command -v schemathesis >/dev/null; then
+  command -v python3 >/dev/null || { echo "setup: python3 is needed for schemathesis" >&2; exit 1; }
+  echo "setup: installing schemathesis"
+  python3 -m pip install --quiet --disable-pip-version-check schemathesis==4.32.5
 fi

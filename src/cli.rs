@@ -93,6 +93,73 @@ pub(crate) struct LbArgs {
     /// The store to follow for VIPs: etcd://HOST:PORT[,...] or embedded:DIR.
     #[arg(long)]
     pub(crate) store: Option<String>,
+    /// The interface to balance on (dedicated to the balancer).
+    #[arg(long)]
+    pub(crate) interface: Option<String>,
+    /// A local (SNAT) address for full-NAT; repeatable.
+    #[arg(long)]
+    pub(crate) local_address: Vec<std::net::IpAddr>,
+    /// Packet I/O backend.
+    #[arg(long, value_enum)]
+    pub(crate) io: Option<LbIo>,
+    /// Worker threads, one socket each; default: one per core.
+    #[arg(long)]
+    pub(crate) workers: Option<usize>,
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long)]
+    pub(crate) metrics_listen: Option<SocketAddr>,
+    /// The MAC of the next hop towards clients (default: the interface's default gateway
+    /// from the kernel's tables).
+    #[arg(long)]
+    pub(crate) gateway_mac: Option<String>,
+    /// Probe real servers and write their health to the store.
+    #[arg(long)]
+    pub(crate) health_check: bool,
+    /// Time between health probe rounds, e.g. `1s`, `200ms`.
+    #[arg(long, value_parser = duration)]
+    pub(crate) health_interval: Option<std::time::Duration>,
+    /// A probe not answered within this fails, e.g. `500ms`.
+    #[arg(long, value_parser = duration)]
+    pub(crate) health_timeout: Option<std::time::Duration>,
+    /// Successes in a row that bring a real server up.
+    #[arg(long)]
+    pub(crate) health_rise: Option<u32>,
+    /// Failures in a row that take a real server down.
+    #[arg(long)]
+    pub(crate) health_fall: Option<u32>,
+    /// Probe with `GET PATH` (2xx/3xx passes) instead of a TCP connect.
+    #[arg(long)]
+    pub(crate) health_http_path: Option<String>,
+}
+
+/// The packet I/O backend of `dataplane lb`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, serde::Deserialize)]
+pub(crate) enum LbIo {
+    /// AF_PACKET with TPACKET_V3 rings.
+    #[default]
+    #[value(name = "af_packet")]
+    #[serde(rename = "af_packet")]
+    AfPacket,
+    /// AF_XDP (not built yet).
+    #[value(name = "xdp")]
+    #[serde(rename = "xdp")]
+    Xdp,
+}
+
+/// Parses `250ms`, `2s` or `1m`.
+pub(crate) fn duration(s: &str) -> Result<std::time::Duration, String> {
+    let (n, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((s, ""), |i| s.split_at(i));
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration (e.g. 250ms, 2s, 1m)"))?;
+    match unit {
+        "ms" => Ok(std::time::Duration::from_millis(n)),
+        "s" => Ok(std::time::Duration::from_secs(n)),
+        "m" => Ok(std::time::Duration::from_secs(n * 60)),
+        _ => Err(format!("`{s}`: give a unit: ms, s or m")),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -112,4 +179,16 @@ pub(crate) struct ControlArgs {
     /// This replica's name in the leader election (default: the host name).
     #[arg(long)]
     pub(crate) node_name: Option<String>,
+    /// Address of the REST API.
+    #[arg(long)]
+    pub(crate) api_listen: Option<SocketAddr>,
+    /// CA certificate of the Kubernetes etcd (as kube-apiserver's --etcd-cafile).
+    #[arg(long)]
+    pub(crate) kube_etcd_cafile: Option<PathBuf>,
+    /// Client certificate for the Kubernetes etcd (--etcd-certfile).
+    #[arg(long)]
+    pub(crate) kube_etcd_certfile: Option<PathBuf>,
+    /// Client key for the Kubernetes etcd (--etcd-keyfile).
+    #[arg(long)]
+    pub(crate) kube_etcd_keyfile: Option<PathBuf>,
 }

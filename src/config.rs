@@ -20,6 +20,8 @@ pub(crate) struct Config {
     pub(crate) up: UpConfig,
     pub(crate) dns: DnsConfig,
     pub(crate) control: ControlConfig,
+    pub(crate) api: ApiConfig,
+    pub(crate) lb: LbConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -164,6 +166,12 @@ pub(crate) struct ControlConfig {
     pub(crate) ttl: u32,
     /// The leader lease: a dead leader is replaced within this many seconds.
     pub(crate) lease_ttl_secs: u64,
+    /// The CA of the Kubernetes etcd (kube-apiserver's --etcd-cafile).
+    pub(crate) kube_etcd_cafile: Option<PathBuf>,
+    /// Our client certificate for it (--etcd-certfile).
+    pub(crate) kube_etcd_certfile: Option<PathBuf>,
+    /// Our client key for it (--etcd-keyfile).
+    pub(crate) kube_etcd_keyfile: Option<PathBuf>,
 }
 
 impl Default for ControlConfig {
@@ -175,6 +183,120 @@ impl Default for ControlConfig {
             node_name: None,
             ttl: 30,
             lease_ttl_secs: 10,
+            kube_etcd_cafile: None,
+            kube_etcd_certfile: None,
+            kube_etcd_keyfile: None,
+        }
+    }
+}
+
+/// `dataplane lb`: the L4 load balancer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct LbConfig {
+    /// The interface balanced on (dedicated to the balancer).
+    pub(crate) interface: Option<String>,
+    /// Local (SNAT) addresses for full-NAT.
+    pub(crate) local_addresses: Vec<std::net::IpAddr>,
+    /// `af_packet` (or `xdp`, not built yet).
+    pub(crate) io: crate::cli::LbIo,
+    /// Workers, one socket each; `None` is one per core.
+    pub(crate) workers: Option<usize>,
+    /// /metrics, /healthz, /readyz.
+    pub(crate) metrics_listen: SocketAddr,
+    /// The next hop towards clients, `aa:bb:cc:dd:ee:ff`; `None` resolves the interface's
+    /// default gateway from the kernel's tables.
+    pub(crate) gateway_mac: Option<String>,
+    /// Sessions per worker.
+    pub(crate) sessions_per_worker: u32,
+    /// How often the kernel's neighbour table is read for real servers' MACs.
+    #[serde(deserialize_with = "lb_duration")]
+    pub(crate) neighbour_refresh: std::time::Duration,
+    /// Health checking of real servers; off unless set.
+    pub(crate) health: Option<LbHealthConfig>,
+}
+
+/// Health checks of real servers, written to the store.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct LbHealthConfig {
+    /// Time between probe rounds (`1s`, `200ms`).
+    #[serde(deserialize_with = "lb_duration")]
+    pub(crate) interval: std::time::Duration,
+    /// A probe not answered within this fails.
+    #[serde(deserialize_with = "lb_duration")]
+    pub(crate) timeout: std::time::Duration,
+    /// Successes in a row that bring a real server up.
+    pub(crate) rise: u32,
+    /// Failures in a row that take it down.
+    pub(crate) fall: u32,
+    /// Probe with `GET` of this path instead of a TCP connect.
+    pub(crate) http_path: Option<String>,
+    /// The checker's name in the store (default: the host name).
+    pub(crate) node_name: Option<String>,
+}
+
+impl Default for LbConfig {
+    fn default() -> Self {
+        Self {
+            interface: None,
+            local_addresses: Vec::new(),
+            io: crate::cli::LbIo::AfPacket,
+            workers: None,
+            metrics_listen: ([127, 0, 0, 1], 9155).into(),
+            gateway_mac: None,
+            sessions_per_worker: 262_144,
+            neighbour_refresh: std::time::Duration::from_secs(2),
+            health: None,
+        }
+    }
+}
+
+impl Default for LbHealthConfig {
+    fn default() -> Self {
+        Self {
+            interval: std::time::Duration::from_secs(1),
+            timeout: std::time::Duration::from_millis(500),
+            rise: 2,
+            fall: 3,
+            http_path: None,
+            node_name: None,
+        }
+    }
+}
+
+fn lb_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<std::time::Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    crate::cli::duration(&s).map_err(serde::de::Error::custom)
+}
+
+/// The control REST API (served by `control` and by `up`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct ApiConfig {
+    /// Where the API (and /metrics, /healthz, /readyz) listens.
+    pub(crate) listen: SocketAddr,
+    /// Bearer tokens with `read` or `write` roles; none: reads open, writes refused.
+    pub(crate) tokens: Vec<control::api::Token>,
+    /// Serve HTTPS with this certificate and key (PEM).
+    pub(crate) tls: Option<control::api::TlsFiles>,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            listen: ([127, 0, 0, 1], 8080).into(),
+            tokens: Vec::new(),
+            tls: None,
+        }
+    }
+}
+
+impl ApiConfig {
+    /// The tokens as the API takes them.
+    pub(crate) fn auth(&self) -> control::api::Auth {
+        control::api::Auth {
+            tokens: self.tokens.clone(),
         }
     }
 }
@@ -193,6 +315,61 @@ fn invalid(field: &'static str, reason: impl Into<String>) -> Invalid {
 }
 
 impl Config {
+    /// The `[lb]` checks.
+    fn validate_lb(&self, command: &Command) -> Result<(), Invalid> {
+        let lb = &self.lb;
+        if lb.workers == Some(0) || lb.workers.is_some_and(|w| w > 256) {
+            return Err(invalid(
+                "lb.workers",
+                "must be 1 to 256 (leave it out for one per core)",
+            ));
+        }
+        if let Some(m) = &lb.gateway_mac {
+            l4lb::server::neighbours::mac(m).map_err(|e| invalid("lb.gateway_mac", e))?;
+        }
+        if lb.sessions_per_worker < 1024 {
+            return Err(invalid("lb.sessions_per_worker", "must be at least 1024"));
+        }
+        if let Some(h) = &lb.health {
+            if h.rise == 0 || h.fall == 0 {
+                return Err(invalid(
+                    "lb.health.rise",
+                    "rise and fall must be at least 1",
+                ));
+            }
+            if h.interval.is_zero() || h.timeout.is_zero() {
+                return Err(invalid(
+                    "lb.health.interval",
+                    "interval and timeout must be above 0",
+                ));
+            }
+            if h.http_path.as_ref().is_some_and(|p| !p.starts_with('/')) {
+                return Err(invalid("lb.health.http_path", "must start with `/`"));
+            }
+        }
+        if let Command::Lb(_) = command {
+            if self.store.url.is_none() {
+                return Err(invalid(
+                    "store.url",
+                    "the balancer follows a store: give --store URL",
+                ));
+            }
+            if lb.interface.is_none() {
+                return Err(invalid(
+                    "lb.interface",
+                    "give the interface to balance on (--interface IF)",
+                ));
+            }
+            if lb.io == crate::cli::LbIo::Xdp {
+                return Err(invalid(
+                    "lb.io",
+                    "the AF_XDP backend is not built yet: use af_packet",
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Reads and parses a file, without validating.
     fn read(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
@@ -251,6 +428,37 @@ impl Config {
                 if a.store.is_some() {
                     self.store.url.clone_from(&a.store);
                 }
+                let lb = &mut self.lb;
+                if a.interface.is_some() {
+                    lb.interface.clone_from(&a.interface);
+                }
+                if !a.local_address.is_empty() {
+                    lb.local_addresses.clone_from(&a.local_address);
+                }
+                if let Some(io) = a.io {
+                    lb.io = io;
+                }
+                if a.workers.is_some() {
+                    lb.workers = a.workers;
+                }
+                if let Some(m) = a.metrics_listen {
+                    lb.metrics_listen = m;
+                }
+                if a.gateway_mac.is_some() {
+                    lb.gateway_mac.clone_from(&a.gateway_mac);
+                }
+                if a.health_check && lb.health.is_none() {
+                    lb.health = Some(LbHealthConfig::default());
+                }
+                if let Some(h) = &mut lb.health {
+                    h.interval = a.health_interval.unwrap_or(h.interval);
+                    h.timeout = a.health_timeout.unwrap_or(h.timeout);
+                    h.rise = a.health_rise.unwrap_or(h.rise);
+                    h.fall = a.health_fall.unwrap_or(h.fall);
+                    if a.health_http_path.is_some() {
+                        h.http_path.clone_from(&a.health_http_path);
+                    }
+                }
             }
             Command::Control(a) => {
                 if a.kube_etcd.is_some() {
@@ -267,6 +475,18 @@ impl Config {
                 }
                 if a.node_name.is_some() {
                     self.control.node_name.clone_from(&a.node_name);
+                }
+                if let Some(l) = a.api_listen {
+                    self.api.listen = l;
+                }
+                for (flag, field) in [
+                    (&a.kube_etcd_cafile, &mut self.control.kube_etcd_cafile),
+                    (&a.kube_etcd_certfile, &mut self.control.kube_etcd_certfile),
+                    (&a.kube_etcd_keyfile, &mut self.control.kube_etcd_keyfile),
+                ] {
+                    if flag.is_some() {
+                        field.clone_from(flag);
+                    }
                 }
             }
         }
@@ -320,12 +540,42 @@ impl Config {
                 "give http://HOST:PORT (or https://), comma-separated for several",
             ));
         }
+        if let Err(e) = self.api.auth().validate() {
+            return Err(invalid("api.tokens", e.to_string()));
+        }
+        if let Some(tls) = &self.api.tls
+            && let Some(f) = [&tls.cert, &tls.key].into_iter().find(|f| !f.is_file())
+        {
+            return Err(invalid(
+                "api.tls",
+                format!("{} is not a readable file", f.display()),
+            ));
+        }
+        let c = &self.control;
+        let tls = [
+            &c.kube_etcd_cafile,
+            &c.kube_etcd_certfile,
+            &c.kube_etcd_keyfile,
+        ];
+        if tls.iter().any(|f| f.is_some()) && !tls.iter().all(|f| f.is_some()) {
+            return Err(invalid(
+                "control.kube_etcd_certfile",
+                "give the CA, certificate and key files together",
+            ));
+        }
+        if let Some(f) = tls.iter().filter_map(|f| f.as_ref()).find(|f| !f.is_file()) {
+            return Err(invalid(
+                "control.kube_etcd_certfile",
+                format!("{} is not a readable file", f.display()),
+            ));
+        }
         if !self.control.kube_prefix.starts_with('/') {
             return Err(invalid(
                 "control.kube_prefix",
                 "must start with `/`, like kube-apiserver's --etcd-prefix",
             ));
         }
+        self.validate_lb(command)?;
         match command {
             Command::Dns(_) => {
                 if self.dns.listen.is_empty() {

@@ -9,7 +9,8 @@ ROOT=$(cd "$HERE/../.." && pwd)
 BENCH=${BENCH:-$ROOT/../shared/bench/dns}
 RECORDS=${RECORDS:-${1:-1000000}}
 WORK=${WORK:-/tmp/zone-scale}
-PORT_OURS=${PORT_OURS:-5391} PORT_KNOT=${PORT_KNOT:-5392}
+# Fresh ports each run: with SO_REUSEPORT a server still exiting could answer for a new one.
+PORT_OURS=${PORT_OURS:-$((20000 + RANDOM % 20000))} PORT_KNOT=${PORT_KNOT:-$((40000 + RANDOM % 20000))}
 mkdir -p "$WORK"
 ZONE="$WORK/cluster.local.zone"
 [ -s "$ZONE" ] || python3 "$HERE/gen-big-zone.py" "$RECORDS" "$ZONE"
@@ -27,7 +28,7 @@ wait_answer() { # PORT START_NS -> prints seconds until svc0 answers
 }
 
 mem() { # PID -> "rss_mib hwm_mib"
-  awk '/VmRSS/{r=$2} /VmHWM/{h=$2} END{printf "%.1f %.1f", r/1024, h/1024}' "/proc/$1/status"
+  awk '/VmRSS/{r=$2} /VmHWM/{h=$2} END{printf "%.1f %.1f\n", r/1024, h/1024}' "/proc/$1/status"
 }
 
 report() { # NAME SECONDS PID
@@ -41,7 +42,7 @@ printf "| %-14s | %9s | %8s | %8s | %8s |\n" server "load s" "RSS MiB" "HWM MiB"
 echo "|---|---|---|---|---|"
 
 start=$(date +%s%N)
-"$ROOT/target/release/dataplane" --log-level warn dns --listen 127.0.0.1:$PORT_OURS --zone-file "$ZONE" \
+"${DATAPLANE:-$ROOT/target/release/dataplane}" --log-level warn dns --listen 127.0.0.1:$PORT_OURS --zone-file "$ZONE" \
   --workers 1 --metrics-listen 127.0.0.1:0 &
 OURS=$!
 t=$(wait_answer $PORT_OURS "$start")

@@ -13,11 +13,14 @@
 //!   objects are never touched.
 //! - [`leader`]: only one node publishes; the others wait to take over.
 //!
-//! [`run`] wires them together. Not here yet: the REST API and `dpctl`.
+//! [`run`] wires them together. Beside it, [`api`] is the REST API over the same store
+//! (user zones, records and VIPs; Kubernetes-derived objects read-only), and `dpctl`
+//! (`src/bin/dpctl.rs`) its command-line client.
 //!
 //! Dependency choices: `k8s-pb` has the generated protobuf types of the Kubernetes API
 //! (no protoc at build time), `prost` is the runtime it is generated for (0.14).
 
+pub mod api;
 pub mod kube;
 pub mod leader;
 pub mod publish;
@@ -168,7 +171,7 @@ pub async fn run(
                 if leading {
                     // A new leader reconciles in full: the store may have moved meanwhile.
                     publisher.invalidate();
-                    seed_zone(&publisher, &settings.cluster_domain, settings.ttl).await;
+                    seed_zones(&publisher, &settings.cluster_domain, settings.ttl).await;
                     dirty = true;
                 }
             }
@@ -237,12 +240,34 @@ fn retranslate(
     }
 }
 
-/// Creates the cluster zone unless one exists (the same defaults `dataplane up` seeds).
-async fn seed_zone(publisher: &publish::Publisher, origin: &Name, ttl: u32) {
-    let (Ok(ns), Ok(rname)) = (origin.prepend("ns"), origin.prepend("hostmaster")) else {
-        warn!(%origin, "the cluster domain leaves no room for the zone's NS name; not seeded");
+/// Reverse zones served beside the cluster zone, so that the PTR records of Services and
+/// endpoints are answered (as CoreDNS's `kubernetes cluster.local in-addr.arpa ip6.arpa`).
+const REVERSE_ZONES: [&str; 2] = ["in-addr.arpa.", "ip6.arpa."];
+
+/// Creates the cluster zone and the reverse zones unless they exist (the cluster zone with the
+/// same defaults `dataplane up` seeds); their SOA and NS name the cluster domain's server.
+async fn seed_zones(publisher: &publish::Publisher, cluster_domain: &Name, ttl: u32) {
+    let (Ok(ns), Ok(rname)) = (
+        cluster_domain.prepend("ns"),
+        cluster_domain.prepend("hostmaster"),
+    ) else {
+        warn!(%cluster_domain, "the cluster domain leaves no room for the zone's NS name; not seeded");
         return;
     };
+    let reverse = REVERSE_ZONES.iter().filter_map(|z| z.parse::<Name>().ok());
+    for origin in std::iter::once(cluster_domain.clone()).chain(reverse) {
+        seed_zone(publisher, &origin, &ns, &rname, ttl).await;
+    }
+}
+
+async fn seed_zone(
+    publisher: &publish::Publisher,
+    origin: &Name,
+    ns: &Name,
+    rname: &Name,
+    ttl: u32,
+) {
+    let (ns, rname) = (ns.clone(), rname.clone());
     let zone = Zone {
         origin: origin.clone(),
         ttl,
@@ -258,8 +283,8 @@ async fn seed_zone(publisher: &publish::Publisher, origin: &Name, ttl: u32) {
         ns: vec![ns],
     };
     match publisher.seed_zone(&zone).await {
-        Ok(true) => info!(%origin, "seeded the cluster zone"),
+        Ok(true) => info!(%origin, "seeded a zone"),
         Ok(false) => {}
-        Err(e) => warn!(%origin, error = %e, "could not seed the cluster zone"),
+        Err(e) => warn!(%origin, error = %e, "could not seed a zone"),
     }
 }

@@ -424,3 +424,32 @@ async fn bad_urls_are_refused_with_a_reason() {
         "{err}"
     );
 }
+
+/// etcd with client-certificate authentication, as Kubernetes runs it.
+#[tokio::test]
+async fn etcd_with_client_certificates() {
+    let server = EtcdServer::start_tls().await;
+    let tls = server.client_tls().unwrap().clone();
+    let endpoint = vec![server.endpoint()];
+    let s = store::Etcd::connect_tls(&endpoint, Some(&tls))
+        .await
+        .unwrap();
+    let rev = s.put("/tls/k", b"v".to_vec(), None).await.unwrap();
+    assert_eq!(s.get("/tls/k").await.unwrap().unwrap().mod_revision, rev);
+
+    // Without a client certificate (plain TCP, or TLS trusting the CA but no identity) it fails.
+    let plain = vec![endpoint[0].replace("https://", "http://")];
+    let refused = match store::Etcd::connect(&plain).await {
+        Ok(c) => c.get("/tls/k").await.is_err(),
+        Err(_) => true,
+    };
+    assert!(refused, "a client without a certificate must be refused");
+    let missing = store::TlsFiles {
+        cert: "/nonexistent.pem".into(),
+        ..tls
+    };
+    let err = store::Etcd::connect_tls(&endpoint, Some(&missing))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("client certificate"), "{err}");
+}

@@ -248,6 +248,8 @@ impl Server {
                 ));
             }
             None => {
+                drop(inputs);
+                release_freed_memory();
                 let _ = synced_tx.send(Some(0));
             }
         }
@@ -278,6 +280,17 @@ impl Server {
         for t in self.threads {
             let _ = t.join();
         }
+    }
+}
+
+/// Hands memory freed by a rebuild (the old catalog, the parsed model) back to the system.
+/// glibc keeps freed memory for reuse; after replacing a million-record catalog that is
+/// hundreds of MiB of resident memory nobody uses.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks glibc's own free lists; it has no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
@@ -329,6 +342,7 @@ async fn follow(
         };
         inputs = returned;
         catalog.store(built);
+        release_freed_memory();
         metrics.revision.set(revision);
         let _ = synced.send(Some(revision));
         tracing::debug!(revision, "catalog swapped in");

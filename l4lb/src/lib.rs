@@ -1,12 +1,9 @@
-//! The layer-4 load balancer's datapath core.
+//! The layer-4 load balancer: its datapath core, packet I/O, health checks and the server.
 //!
-//! This crate is PURE (sans-IO): it contains no sockets, no threads, no `async`, no reads of
-//! the OS clock and no randomness it is not handed. Its input is an Ethernet frame in a buffer
-//! the caller owns, the current time as a tick count ([`tick`]) and `&mut` per-worker state; its
-//! output is a [`Verdict`] with the frame rewritten in place. AF_XDP and AF_PACKET backends,
-//! health probing and the control-plane glue live elsewhere and drive [`Datapath`].
-//!
-//! Layers, bottom up:
+//! The core is PURE (sans-IO): no sockets, no threads, no `async`, no reads of the OS clock
+//! and no randomness it is not handed. Its input is an Ethernet frame in a buffer the caller
+//! owns, the current time as a tick count ([`tick`]) and `&mut` per-worker state; its output
+//! is a [`Verdict`] with the frame rewritten in place. Layers, bottom up:
 //! - [`packet`]: zero-copy header accessors, checksums (RFC 1071/1624) and the NAT rewrites.
 //! - [`flow`]: the 5-tuple both session tables are keyed on, and its seeded hash.
 //! - [`table`]: the preallocated session slab, its two lookup indexes and expiry.
@@ -17,15 +14,25 @@
 //! - [`counters`]: per-worker, per-VIP and per-real-server counters.
 //! - [`vips`]: the immutable snapshot of VIPs, real servers, health and SNAT addresses.
 //! - [`datapath`]: one frame in, one [`Verdict`] out.
+//! - [`health::state`]: rise/fall hysteresis.
+//!
+//! Around it, and only there, the I/O:
+//! - [`io`]: the batch interface ([`io::Rx`], [`io::Tx`]) and its backends (AF_PACKET,
+//!   in-memory).
+//! - [`health`]: TCP/HTTP probes and the checker that writes health to the store.
+//! - [`server`]: store-fed snapshots, one worker thread per link, `/metrics` counters.
 
 pub mod counters;
 pub mod datapath;
 pub mod drop;
 pub mod flow;
+pub mod health;
+pub mod io;
 pub mod packet;
 pub mod persist;
 pub mod ports;
 pub mod sched;
+pub mod server;
 pub mod table;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -5,7 +5,7 @@ use super::http;
 use crate::config::Config;
 use crate::shutdown::Shutdown;
 use anyhow::Context;
-use dataplane_common::store::{self, Etcd, Store};
+use dataplane_common::store::{self, Etcd, Store, TlsFiles};
 use dataplane_common::telemetry::Telemetry;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,8 +17,21 @@ pub(crate) async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()
         .clone()
         .context("no Kubernetes etcd given")?;
     let endpoints: Vec<String> = kube_url.split(',').map(str::to_owned).collect();
+    let c = &config.control;
+    let tls = match (
+        &c.kube_etcd_cafile,
+        &c.kube_etcd_certfile,
+        &c.kube_etcd_keyfile,
+    ) {
+        (Some(ca), Some(cert), Some(key)) => Some(TlsFiles {
+            ca: ca.clone(),
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+        _ => None,
+    };
     let kube: Arc<dyn Store> = Arc::new(
-        Etcd::connect(&endpoints)
+        Etcd::connect_tls(&endpoints, tls.as_ref())
             .await
             .with_context(|| format!("cannot reach the Kubernetes etcd {kube_url}"))?,
     );
@@ -35,11 +48,21 @@ pub(crate) async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()
         config.control.metrics_listen,
         telemetry.clone(),
         axum::Router::new(),
+        None,
+        shutdown.clone(),
+    )
+    .await?;
+    let api = control::api::router(Arc::clone(&store), config.api.auth(), &telemetry);
+    let api_addr = http::serve(
+        config.api.listen,
+        telemetry.clone(),
+        api,
+        config.api.tls.clone(),
         shutdown.clone(),
     )
     .await?;
     let settings = settings(&config)?;
-    tracing::info!(kube = %kube_url, store = %url, %metrics, node = %settings.node_name, "control starting");
+    tracing::info!(kube = %kube_url, store = %url, %metrics, api = %api_addr, node = %settings.node_name, "control starting");
     telemetry.set_ready(true);
     control::run(settings, kube, store, &telemetry, shutdown.wait()).await?;
     Ok(())

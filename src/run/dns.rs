@@ -24,6 +24,7 @@ pub(crate) async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()
         config.dns.metrics_listen,
         telemetry.clone(),
         axum::Router::new(),
+        None,
         shutdown.clone(),
     )
     .await?;

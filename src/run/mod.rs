@@ -3,6 +3,7 @@
 mod control;
 mod dns;
 mod http;
+mod lb;
 mod up;
 
 use crate::cli::Command;
@@ -15,9 +16,7 @@ pub(crate) async fn run(command: Command, config: Config) -> anyhow::Result<()> 
     match command {
         Command::Up(_) => up::run(config, shutdown).await,
         Command::Dns(_) => dns::run(config, shutdown).await,
-        Command::Lb(_) => anyhow::bail!(
-            "the L4 load balancer is not built yet (see the l4lb issue); nothing was started"
-        ),
+        Command::Lb(_) => lb::run(config, shutdown).await,
         Command::Control(_) => control::run(config, shutdown).await,
     }
 }

@@ -4,8 +4,6 @@ use super::http;
 use crate::config::Config;
 use crate::shutdown::Shutdown;
 use anyhow::Context;
-use axum::Router;
-use axum::http::StatusCode;
 use dataplane_common::model::{Name, Soa, Zone, encode, keys};
 use dataplane_common::store::{self, Compare, Op, Store, Txn};
 use dataplane_common::telemetry::Telemetry;
@@ -19,20 +17,12 @@ pub(crate) async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()
     seed_cluster_zone(store.as_ref(), &config.dns.cluster_domain).await?;
     let telemetry = Telemetry::new();
 
-    // The control API is built by a later issue: say so on /api rather than pretend.
-    let api = Router::new().nest(
-        "/api",
-        Router::new().fallback(|| async {
-            (
-                StatusCode::NOT_IMPLEMENTED,
-                "the control API is not built yet (see the control issue)\n",
-            )
-        }),
-    );
+    let api = control::api::router(Arc::clone(&store), config.api.auth(), &telemetry);
     let http_addr = http::serve(
         config.up.http_listen,
         telemetry.clone(),
         api,
+        config.api.tls.clone(),
         shutdown.clone(),
     )
     .await?;
@@ -50,7 +40,17 @@ pub(crate) async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()
     println!("  http     http://{http_addr}   try: curl -s http://{http_addr}/metrics | head");
     println!("  dns      {dns_addr}   try: dig @{ip} -p {port} SOA {zone}");
     println!("                                also: dig @{ip} -p {port} www.example.test");
-    println!("  control  not built yet: /api answers 501 (see the control issue)");
+    let scheme = if config.api.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    println!(
+        "  api      {scheme}://{http_addr}/api/v1   try: cargo run --bin dpctl -- records list   (OpenAPI: /api/openapi.json)"
+    );
+    println!(
+        "  control  the Kubernetes watch is not started by up (no Kubernetes here): see `dataplane control`"
+    );
     println!("  l4lb     not built yet (see the l4lb issue)");
     println!("Ctrl-C stops it.");
     telemetry.set_ready(true);

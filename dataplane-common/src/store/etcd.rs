@@ -10,8 +10,38 @@ use super::{
 };
 use async_trait::async_trait;
 use etcd_client as ec;
+use std::path::PathBuf;
 use std::time::Duration;
 use tracing::{debug, warn};
+
+/// Client certificates for an etcd that requires them, as PEM files (kube-apiserver's
+/// `--etcd-cafile`, `--etcd-certfile`, `--etcd-keyfile`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The CA that signed the etcd servers' certificates.
+    pub ca: PathBuf,
+    /// This client's certificate.
+    pub cert: PathBuf,
+    /// This client's private key.
+    pub key: PathBuf,
+}
+
+impl TlsFiles {
+    fn options(&self) -> Result<ec::TlsOptions, StoreError> {
+        let read = |what: &str, path: &PathBuf| {
+            std::fs::read(path).map_err(|e| StoreError::BadUrl {
+                url: path.display().to_string(),
+                reason: format!("cannot read the etcd {what}: {e}"),
+            })
+        };
+        Ok(ec::TlsOptions::new()
+            .ca_certificate(ec::Certificate::from_pem(read("CA certificate", &self.ca)?))
+            .identity(ec::Identity::from_pem(
+                read("client certificate", &self.cert)?,
+                read("client key", &self.key)?,
+            )))
+    }
+}
 
 /// An etcd cluster.
 #[derive(Clone)]
@@ -76,11 +106,26 @@ impl Etcd {
     /// # Errors
     /// [`StoreError::Unavailable`] when no endpoint answers.
     pub async fn connect(endpoints: &[String]) -> Result<Self, StoreError> {
-        let options = ec::ConnectOptions::new()
+        Self::connect_tls(endpoints, None).await
+    }
+
+    /// Connects with client certificates (the endpoints are then `https://HOST:PORT`).
+    ///
+    /// # Errors
+    /// [`StoreError::BadUrl`] when a certificate file cannot be read;
+    /// [`StoreError::Unavailable`] when no endpoint answers.
+    pub async fn connect_tls(
+        endpoints: &[String],
+        tls: Option<&TlsFiles>,
+    ) -> Result<Self, StoreError> {
+        let mut options = ec::ConnectOptions::new()
             .with_connect_timeout(Duration::from_secs(3))
             .with_timeout(Duration::from_secs(10))
             .with_keep_alive(Duration::from_secs(5), Duration::from_secs(5))
             .with_keep_alive_while_idle(true);
+        if let Some(tls) = tls {
+            options = options.with_tls(tls.options()?);
+        }
         let client = ec::Client::connect(endpoints, Some(options))
             .await
             .map_err(unavailable)?;

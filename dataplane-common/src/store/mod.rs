@@ -16,7 +16,7 @@ pub mod testing;
 mod url;
 
 pub use embedded::{Embedded, HISTORY_LIMIT};
-pub use etcd::Etcd;
+pub use etcd::{Etcd, TlsFiles};
 pub use follow::{Batch, Follower, Metrics as FollowerMetrics, Typed};
 pub use url::StoreUrl;
 

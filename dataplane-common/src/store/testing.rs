@@ -1,6 +1,7 @@
 //! A real etcd for tests: started on free loopback ports with a temporary data directory,
 //! restartable, killed when dropped. Needs the `etcd` binary (Debian `etcd-server`).
 
+use super::{Etcd, Store, TlsFiles};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -13,6 +14,7 @@ pub struct EtcdServer {
     dir: PathBuf,
     client_port: u16,
     peer_port: u16,
+    tls: Option<TlsFiles>,
 }
 
 fn free_port() -> u16 {
@@ -42,9 +44,43 @@ impl EtcdServer {
             dir,
             client_port: free_port(),
             peer_port: free_port(),
+            tls: None,
         };
         server.spawn().await;
         server
+    }
+
+    /// Starts an etcd that requires client certificates signed by a CA made for this test
+    /// (with openssl); [`EtcdServer::client_tls`] gives the files a client needs.
+    ///
+    /// # Panics
+    /// When etcd or openssl is missing or the server does not come up.
+    pub async fn start_tls() -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "dataplane-etcd-tls-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        let pki = dir.join("pki");
+        make_pki(&pki);
+        let mut server = Self {
+            child: None,
+            dir,
+            client_port: free_port(),
+            peer_port: free_port(),
+            tls: Some(TlsFiles {
+                ca: pki.join("ca.pem"),
+                cert: pki.join("client.pem"),
+                key: pki.join("client-key.pem"),
+            }),
+        };
+        server.spawn().await;
+        server
+    }
+
+    /// The files a client needs to talk to a [`EtcdServer::start_tls`] server.
+    pub fn client_tls(&self) -> Option<&TlsFiles> {
+        self.tls.as_ref()
     }
 
     /// The store URL of this server.
@@ -52,17 +88,31 @@ impl EtcdServer {
         format!("etcd://127.0.0.1:{}", self.client_port)
     }
 
-    /// The client endpoint (`http://127.0.0.1:PORT`).
+    /// The client endpoint (`http://127.0.0.1:PORT`, or `https://` with TLS).
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.client_port)
     }
 
     async fn spawn(&mut self) {
         let client = self.endpoint();
         let peer = format!("http://127.0.0.1:{}", self.peer_port);
-        let child = Command::new(binary())
+        let mut command = Command::new(binary());
+        command
             .args(["--name", "test", "--data-dir"])
-            .arg(&self.dir)
+            .arg(self.dir.join("data"));
+        if self.tls.is_some() {
+            let pki = self.dir.join("pki");
+            command
+                .arg("--client-cert-auth")
+                .arg("--trusted-ca-file")
+                .arg(pki.join("ca.pem"))
+                .arg("--cert-file")
+                .arg(pki.join("server.pem"))
+                .arg("--key-file")
+                .arg(pki.join("server-key.pem"));
+        }
+        let child = command
             .args([
                 "--listen-client-urls",
                 &client,
@@ -88,8 +138,9 @@ impl EtcdServer {
                 .is_ok()
             {
                 // Listening is not serving: wait until a read goes through.
-                if let Ok(mut c) = etcd_client::Client::connect([client.as_str()], None).await
-                    && c.get("health-probe", None).await.is_ok()
+                if let Ok(etcd) =
+                    Etcd::connect_tls(std::slice::from_ref(&client), self.tls.as_ref()).await
+                    && etcd.get("health-probe").await.is_ok()
                 {
                     return;
                 }
@@ -111,6 +162,87 @@ impl EtcdServer {
     pub async fn restart(&mut self) {
         self.kill();
         self.spawn().await;
+    }
+}
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate, with openssl.
+fn make_pki(dir: &std::path::Path) {
+    std::fs::create_dir_all(dir).expect("a temporary directory");
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl is not installed: apt-get install -y openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let key = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec![
+        "req",
+        "-x509",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=dataplane-test-ca",
+        "-keyout",
+        "ca-key.pem",
+        "-out",
+        "ca.pem",
+    ];
+    ca.extend(key);
+    ca.extend([
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
+    run(&ca);
+    for (name, usage) in [("server", "serverAuth"), ("client", "clientAuth")] {
+        let (k, csr, pem, cn) = (
+            format!("{name}-key.pem"),
+            format!("{name}.csr"),
+            format!("{name}.pem"),
+            format!("/CN={name}"),
+        );
+        let mut req = vec!["req", "-subj", &cn, "-keyout", &k, "-out", &csr];
+        req.extend(key);
+        run(&req);
+        let ext = dir.join(format!("{name}.ext"));
+        std::fs::write(
+            &ext,
+            format!(
+                "subjectAltName=IP:127.0.0.1\nextendedKeyUsage={usage}\nbasicConstraints=CA:FALSE\n"
+            ),
+        )
+        .expect("write");
+        let ext = ext.to_string_lossy().into_owned();
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca-key.pem",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            &pem,
+            "-extfile",
+            &ext,
+        ]);
     }
 }
 

@@ -142,6 +142,40 @@ pub fn update_ipv6(hc: u16, old: &[u8; 16], new: &[u8; 16]) -> u16 {
     d.apply(hc)
 }
 
+/// Computes the TCP or UDP checksum of `frame` in full and writes it, for a frame whose
+/// checksum was left to be finished by a NIC (Linux `CHECKSUM_PARTIAL`, which `AF_PACKET`
+/// reports as `TP_STATUS_CSUMNOTREADY`: such a frame holds only the pseudo-header sum, and
+/// the incremental updates of a rewrite would carry the error along). Returns whether it
+/// wrote one; anything else (not TCP or UDP, a fragment, malformed) is left alone.
+pub fn complete(frame: &mut [u8]) -> bool {
+    use crate::flow::{TCP, UDP};
+    use crate::packet::frame::{self, Kind};
+    use crate::packet::{tcp, udp};
+    let Ok(Some(f)) = frame::parse(frame) else {
+        return false;
+    };
+    let at = match f.kind {
+        Kind::Tcp { .. } => tcp::CHECKSUM,
+        Kind::Udp => udp::CHECKSUM,
+        Kind::Icmp | Kind::Fragment | Kind::Other => return false,
+    } + f.l4;
+    let t = &f.tuple;
+    frame[at..at + 2].fill(0);
+    let len = (f.end - f.l4) as u32;
+    let mut c = finish(add(
+        pseudo_header(&t.src, &t.dst, t.proto, len),
+        &frame[f.l4..f.end],
+    ));
+    //= https://www.rfc-editor.org/rfc/rfc768
+    //# If the computed checksum is zero, it is transmitted as all ones.
+    if t.proto == UDP && c == 0 {
+        c = 0xffff;
+    }
+    debug_assert!(t.proto == TCP || t.proto == UDP);
+    frame[at..at + 2].copy_from_slice(&c.to_be_bytes());
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,5 +258,27 @@ mod tests {
             let norm = |x: u16| if x == 0xffff { 0 } else { x };
             prop_assert_eq!(norm(d.apply(hc)), norm(step));
         }
+    }
+
+    #[test]
+    fn complete_finishes_a_partial_checksum() {
+        use crate::testing;
+        let (c, v) = (
+            "192.0.2.1:4000".parse().unwrap(),
+            "198.51.100.1:80".parse().unwrap(),
+        );
+        for mut f in [
+            testing::tcp_frame(c, v, crate::packet::tcp::SYN, b"hello"),
+            testing::udp_frame(c, v, b"odd"),
+        ] {
+            let at = f.len() - if f[23] == 6 { 9 } else { 5 };
+            f[at..at + 2].copy_from_slice(&[0x12, 0x34]);
+            assert!(testing::verify_checksums(&f).is_err());
+            assert!(complete(&mut f));
+            testing::verify_checksums(&f).unwrap();
+        }
+        let mut arp = vec![0u8; 60];
+        arp[12..14].copy_from_slice(&[0x08, 0x06]);
+        assert!(!complete(&mut arp));
     }
 }

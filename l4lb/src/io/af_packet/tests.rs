@@ -1,0 +1,207 @@
+use super::*;
+use crate::io::{Rx as _, Tx as _};
+use crate::ports::Partition;
+use crate::testing;
+use std::net::SocketAddr;
+use std::process::Command;
+
+/// Runs a classic BPF program over `pkt` (the subset [`steering`] uses).
+fn run(prog: &[libc::sock_filter], pkt: &[u8]) -> u32 {
+    let (mut a, mut x, mut mem) = (0u32, 0u32, [0u32; 16]);
+    let load = |at: usize, n: usize| -> Option<u32> {
+        let b = pkt.get(at..at + n)?;
+        Some(b.iter().fold(0u32, |acc, &v| acc << 8 | u32::from(v)))
+    };
+    let mut pc = 0;
+    loop {
+        let i = prog[pc];
+        pc += 1;
+        let k = i.k;
+        match i.code {
+            op::LD_W_ABS => {
+                a = match load(k as usize, 4) {
+                    Some(v) => v,
+                    None => return 0,
+                }
+            }
+            op::LD_H_ABS => {
+                a = match load(k as usize, 2) {
+                    Some(v) => v,
+                    None => return 0,
+                }
+            }
+            op::LD_B_ABS => {
+                a = match load(k as usize, 1) {
+                    Some(v) => v,
+                    None => return 0,
+                }
+            }
+            op::LD_H_IND => {
+                a = match load((x + k) as usize, 2) {
+                    Some(v) => v,
+                    None => return 0,
+                }
+            }
+            op::LDX_B_MSH => x = 4 * (u32::from(pkt[k as usize]) & 0xf),
+            op::LDX_MEM => x = mem[k as usize],
+            op::ST => mem[k as usize] = a,
+            op::SUB_K => a = a.wrapping_sub(k),
+            op::MOD_K => a %= k,
+            op::XOR_X => a ^= x,
+            op::RET_A => return a,
+            op::RET_K => return k,
+            op::JEQ_K | op::JSET_K => {
+                let taken = if i.code == op::JEQ_K {
+                    a == k
+                } else {
+                    a & k != 0
+                };
+                pc += usize::from(if taken { i.jt } else { i.jf });
+            }
+            other => panic!("unexpected opcode {other:#x}"),
+        }
+    }
+}
+
+#[test]
+fn steering_sends_replies_to_the_port_owner_and_keeps_client_flows_together() {
+    let local: Vec<IpAddr> = vec![
+        "192.0.2.100".parse().unwrap(),
+        "2001:db8::64".parse().unwrap(),
+    ];
+    for workers in [2u16, 3, 4] {
+        let prog = steering(workers, &local);
+        for port in [1024u16, 1025, 4000, 65535] {
+            for (rs, l) in [
+                ("192.0.2.11:80", "192.0.2.100"),
+                ("[2001:db8::b]:80", "[2001:db8::64]"),
+            ] {
+                let dst: SocketAddr = format!("{l}:{port}").parse().unwrap();
+                let rs: SocketAddr = rs.parse().unwrap();
+                let want = u32::from(Partition::owner(port, workers).unwrap());
+                let tcp = testing::tcp_frame(rs, dst, crate::packet::tcp::ACK, b"x");
+                assert_eq!(run(&prog, &tcp) % u32::from(workers), want, "{rs} -> {dst}");
+                let udp = testing::udp_frame(rs, dst, b"x");
+                assert_eq!(run(&prog, &udp) % u32::from(workers), want, "{rs} -> {dst}");
+            }
+        }
+        // A client flow: every packet of it to one worker, and clients spread over all.
+        let mut seen = vec![false; usize::from(workers)];
+        for p in 0..64u16 {
+            let c: SocketAddr = format!("198.51.100.7:{}", 30_000 + p).parse().unwrap();
+            let v: SocketAddr = "203.0.113.10:80".parse().unwrap();
+            let syn = run(
+                &prog,
+                &testing::tcp_frame(c, v, crate::packet::tcp::SYN, b""),
+            );
+            let ack = run(
+                &prog,
+                &testing::tcp_frame(c, v, crate::packet::tcp::ACK, b"data"),
+            );
+            assert_eq!(syn, ack);
+            seen[(syn % u32::from(workers)) as usize] = true;
+        }
+        assert!(seen.iter().all(|&s| s), "{seen:?}");
+    }
+    let mut arp = vec![0u8; 42];
+    arp[12..14].copy_from_slice(&[0x08, 0x06]);
+    assert_eq!(run(&steering(4, &local), &arp), 0);
+}
+
+/// A network namespace with a veth pair `veth-a`–`veth-b`, deleted on drop.
+struct Netns(String);
+
+impl Netns {
+    fn new() -> Option<Self> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return None;
+        }
+        let name = format!("l4lb-afp-{}", std::process::id());
+        let ip = |args: &[&str]| {
+            let ok = Command::new("ip")
+                .args(args)
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "ip {args:?}");
+        };
+        let _ = Command::new("ip")
+            .args(["netns", "del", &name])
+            .stderr(std::process::Stdio::null())
+            .status();
+        ip(&["netns", "add", &name]);
+        let ns = Self(name);
+        ip(&[
+            "-n", &ns.0, "link", "add", "name", "veth-a", "type", "veth", "peer", "name", "veth-b",
+        ]);
+        ip(&["-n", &ns.0, "link", "set", "veth-a", "up"]);
+        ip(&["-n", &ns.0, "link", "set", "veth-b", "up"]);
+        Some(ns)
+    }
+
+    /// Runs `f` on a thread inside the namespace.
+    fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        let path = format!("/var/run/netns/{}", self.0);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let file = std::fs::File::open(&path).unwrap();
+                // SAFETY: `file` is an open netns file; this thread alone moves into it.
+                let ret = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+                assert_eq!(ret, 0, "setns: {}", io::Error::last_os_error());
+                f()
+            })
+            .join()
+            .unwrap()
+        })
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+#[test]
+fn frames_sent_on_one_end_of_a_veth_arrive_whole_at_the_other() {
+    let Some(ns) = Netns::new() else {
+        eprintln!("skipped: AF_PACKET needs root");
+        return;
+    };
+    ns.run(|| {
+        let (_, mac_b, mtu) = interface("veth-b").unwrap();
+        assert_eq!(mtu, 1500);
+        assert_ne!(mac_b, Mac::default());
+        let (_rx_a, mut tx_a) = open(&Config::new("veth-a"), None).unwrap();
+        let (mut rx_b, _tx_b) = open(&Config::new("veth-b"), None).unwrap();
+        let c: SocketAddr = "198.51.100.7:5000".parse().unwrap();
+        let v: SocketAddr = "203.0.113.10:53".parse().unwrap();
+        let sent: Vec<Vec<u8>> = (0..300u16)
+            .map(|i| testing::udp_frame(c, v, format!("frame {i:04}").as_bytes()))
+            .collect();
+        for chunk in sent.chunks(50) {
+            for f in chunk {
+                assert!(tx_a.push(f));
+            }
+            tx_a.flush().unwrap();
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        assert!(!tx_a.push(&vec![0u8; 4000]), "larger than a slot");
+        let mut got = Vec::new();
+        for _ in 0..100 {
+            rx_b.rx(Duration::from_millis(20), 64, |f| {
+                // The host may send its own frames (IPv6 neighbour discovery) too.
+                if f.len() >= 42 && f[23] == 17 {
+                    got.push(f.to_vec());
+                }
+            })
+            .unwrap();
+            if got.len() == sent.len() {
+                break;
+            }
+        }
+        assert_eq!(got.len(), sent.len());
+        assert_eq!(got, sent, "in order and unchanged");
+        assert_eq!(rx_b.stats().kernel_drops, 0);
+    });
+}

@@ -1,0 +1,173 @@
+//! The running balancer: store-fed snapshots, one worker thread per link, counters for
+//! `/metrics`, and optionally the health checker.
+//!
+//! ```text
+//! store ─ follow ─▶ Snapshot<Vips> ─▶ worker 0: rx batch → Datapath::handle_frame → tx batch
+//!   ▲        │                    └─▶ worker 1: ...
+//!   │        └──▶ health Targets ─▶ checker ─┐
+//!   └───────────── health/<addr> ────────────┘
+//! ```
+//!
+//! [`Server::start`] takes the links already opened (any [`Rx`]/[`Tx`] pair: AF_PACKET in
+//! production, [`crate::io::mem`] in tests), so this module never opens a socket itself.
+
+mod follow;
+mod metrics;
+pub mod neighbours;
+mod worker;
+
+pub use follow::COALESCE;
+pub use worker::BATCH;
+
+use self::follow::{BuildMetrics, Fixed, Outputs};
+use self::metrics::{Board, Metrics};
+use self::worker::Shared;
+use crate::datapath::{Config, Datapath};
+use crate::health::{self, Checker};
+use crate::io::{Rx, Tx};
+use crate::vips::{Link, Vips};
+use dataplane_common::clock::{Clock, SystemClock};
+use dataplane_common::snapshot::Snapshot;
+use dataplane_common::store::{FollowerMetrics, Revision, Store};
+use dataplane_common::telemetry::Telemetry;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// How the balancer runs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Our MAC and the gateway's.
+    pub link: Link,
+    /// Local (SNAT) addresses for full-NAT.
+    pub local: Vec<IpAddr>,
+    /// Each worker's datapath (`worker` and `workers` are filled in per worker).
+    pub datapath: Config,
+    /// Read this interface's kernel neighbour table for real servers' MACs, this often.
+    pub neighbours: Option<(String, Duration)>,
+    /// Health checking, if on.
+    pub health: Option<health::Settings>,
+}
+
+/// A running balancer. Dropping it does not stop it: call [`Server::stop`].
+#[derive(Debug)]
+pub struct Server {
+    vips: Arc<Snapshot<Vips>>,
+    synced: watch::Receiver<Option<Revision>>,
+    stop: Arc<AtomicBool>,
+    stop_tasks: watch::Sender<bool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Starts one worker thread per link, the store follower and (if configured) the
+    /// health checker. MUST be called within a tokio runtime.
+    ///
+    /// # Errors
+    /// When a worker thread cannot be spawned.
+    pub fn start<R, T>(
+        settings: Settings,
+        links: Vec<(R, T)>,
+        store: Arc<dyn Store>,
+        telemetry: &Telemetry,
+    ) -> std::io::Result<Self>
+    where
+        R: Rx + Send + 'static,
+        T: Tx + Send + 'static,
+    {
+        let empty = Arc::new(Vips::empty(settings.link));
+        let vips = Arc::new(Snapshot::new(Vips::empty(settings.link)));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (stop_tasks, stopped) = watch::channel(false);
+        let shutdown = move || {
+            let mut stopped = stopped.clone();
+            async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            }
+        };
+        let board = Arc::new(Board::default());
+        telemetry.register_collector(Metrics(Arc::clone(&board)));
+        let shared = Arc::new(Shared {
+            vips: Arc::clone(&vips),
+            stop: Arc::clone(&stop),
+            epoch: SystemClock.now(),
+        });
+        let workers = u16::try_from(links.len()).unwrap_or(u16::MAX);
+        let mut threads = Vec::with_capacity(links.len());
+        for (i, (rx, tx)) in links.into_iter().enumerate() {
+            let config = Config {
+                worker: i as u16,
+                workers,
+                ..settings.datapath
+            };
+            let dp = Datapath::new(config, Arc::clone(&empty));
+            let slot = board.slot(Arc::clone(&empty));
+            let shared = Arc::clone(&shared);
+            let t = std::thread::Builder::new()
+                .name(format!("lb-worker-{i}"))
+                .spawn(move || worker::run(rx, tx, dp, &shared, &slot))?;
+            threads.push(t);
+        }
+
+        let (targets_tx, targets_rx) = watch::channel(Arc::new(health::Targets::default()));
+        let (synced_tx, synced) = watch::channel(None);
+        let fixed = Fixed {
+            link: settings.link,
+            local: settings.local.clone(),
+            flow_seed: settings.datapath.flow_seed,
+            neighbours: settings.neighbours.clone(),
+        };
+        let outputs = Outputs {
+            vips: Arc::clone(&vips),
+            targets: targets_tx,
+            synced: synced_tx,
+            metrics: BuildMetrics::register(telemetry),
+        };
+        tokio::spawn(follow::follow(
+            Arc::clone(&store),
+            fixed,
+            outputs,
+            FollowerMetrics::register(telemetry),
+            shutdown(),
+        ));
+        if let Some(h) = settings.health {
+            let checker = Checker::new(h, telemetry);
+            tokio::spawn(checker.run(store, targets_rx, shutdown()));
+        }
+        Ok(Self {
+            vips,
+            synced,
+            stop,
+            stop_tasks,
+            threads,
+        })
+    }
+
+    /// Waits until the store's data is in the served snapshot; returns the store revision.
+    pub async fn synced(&self) -> Revision {
+        let mut rx = self.synced.clone();
+        let rev = rx.wait_for(Option::is_some).await.map(|r| r.unwrap_or(0));
+        rev.unwrap_or(0)
+    }
+
+    /// The snapshot being served.
+    pub fn vips(&self) -> Arc<Vips> {
+        self.vips.load_full()
+    }
+
+    /// Stops the follower and checker at once and the workers within their poll interval
+    /// (this waits for them).
+    pub fn stop(self) {
+        let _ = self.stop_tasks.send(true);
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,94 @@
+//! One worker thread: receive a batch, run each frame through the datapath, send what it
+//! rewrote, flush once; sweep a slice of the session table; publish counters now and then.
+//! Frames the datapath passes are dropped: the balancer's interface is dedicated to it, and
+//! the host stack gets its own copy of every frame anyway (see [`crate::io::af_packet`]).
+
+use super::metrics::Published;
+use crate::datapath::{Datapath, Verdict};
+use crate::io::{Rx, Tx};
+use crate::vips::Vips;
+use dataplane_common::clock::{Clock, SystemClock};
+use dataplane_common::snapshot::Snapshot;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Frames per batch.
+pub const BATCH: usize = 64;
+/// How long a worker waits for frames before looking at `stop` (and sweeping) again.
+const POLL: Duration = Duration::from_millis(50);
+/// Session slots swept per batch.
+const SWEEP: u32 = 1024;
+/// How often counters are published, in ticks (ms).
+const PUBLISH_TICKS: u64 = 100;
+
+/// What a worker needs besides its link.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) vips: Arc<Snapshot<Vips>>,
+    pub(crate) stop: Arc<AtomicBool>,
+    /// Tick 0.
+    pub(crate) epoch: Instant,
+}
+
+/// Milliseconds since the server started: the datapath's ticks.
+fn ticks(shared: &Shared) -> u64 {
+    SystemClock
+        .now()
+        .saturating_duration_since(shared.epoch)
+        .as_millis() as u64
+}
+
+/// Runs one worker until `stop` is set.
+pub(crate) fn run<R: Rx, T: Tx>(
+    mut rx: R,
+    mut tx: T,
+    mut dp: Datapath,
+    shared: &Shared,
+    slot: &Mutex<Published>,
+) {
+    let mut tx_full = 0u64;
+    let mut tx_errors = 0u64;
+    let mut published = 0u64;
+    while !shared.stop.load(Ordering::Relaxed) {
+        let mut now = ticks(shared);
+        let mut first = true;
+        let received = rx.rx(POLL, BATCH, |frame| {
+            if first {
+                // Once per batch, after the wait: the snapshot and the time as of now.
+                first = false;
+                now = ticks(shared);
+                let current = shared.vips.load();
+                if !Arc::ptr_eq(&current, dp.vips()) {
+                    dp.set_vips(Arc::clone(&current));
+                }
+            }
+            if dp.handle_frame(now, frame) == Verdict::Tx && !tx.push(frame) {
+                tx_full += 1;
+            }
+        });
+        if let Err(e) = received {
+            tracing::error!(error = %e, "receiving failed");
+            std::thread::sleep(POLL);
+        }
+        if let Err(e) = tx.flush() {
+            tx_errors += 1;
+            tracing::debug!(error = %e, "transmit flush failed");
+        }
+        dp.handle_timeout(now, SWEEP);
+        if now.wrapping_sub(published) >= PUBLISH_TICKS {
+            published = now;
+            // Never wait for a scrape: if the scraper holds the slot, publish next time.
+            if let Ok(mut p) = slot.try_lock() {
+                if !Arc::ptr_eq(&p.vips, dp.vips()) {
+                    p.vips = Arc::clone(dp.vips());
+                }
+                p.counters.clone_from(dp.counters());
+                p.link = rx.stats();
+                p.tx_full = tx_full;
+                p.tx_errors = tx_errors;
+                p.sessions = u64::from(dp.sessions().len());
+            }
+        }
+    }
+}
