@@ -3,6 +3,7 @@
 //! This file only wires: parse the command line, load the config, start logging, run the
 //! subcommand until SIGTERM or SIGINT.
 
+mod allocator;
 mod cli;
 mod config;
 mod logging;

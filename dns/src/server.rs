@@ -46,6 +46,11 @@ pub struct Settings {
     pub rrl: Option<crate::rrl::Settings>,
     /// The Kubernetes cluster domain, if this server serves one.
     pub cluster_domain: Option<dataplane_common::model::Name>,
+    /// Called after a catalog is swapped in, to hand the memory the old one (and the parsed
+    /// records) held back to the system. Allocators keep freed memory for reuse; after a
+    /// million-record rebuild that is hundreds of MiB nobody uses. The allocator is the
+    /// binary's choice, so the binary says how.
+    pub release_memory: Option<fn()>,
 }
 
 /// Why the server could not start.
@@ -125,8 +130,11 @@ pub struct Server {
 }
 
 fn build(inputs: &Inputs, metrics: &CatalogMetrics) -> Catalog {
+    build_from(inputs.assemble(), metrics)
+}
+
+fn build_from(assembled: source::Assembled, metrics: &CatalogMetrics) -> Catalog {
     let started = SystemClock.now();
-    let assembled = inputs.assemble();
     let sets: usize = assembled.zones.iter().map(|(_, r)| r.len()).sum();
     metrics.zones.set(assembled.zones.len() as i64);
     metrics.record_sets.set(sets as i64);
@@ -153,16 +161,34 @@ impl Server {
         store: Option<Arc<dyn Store>>,
         telemetry: &Telemetry,
     ) -> Result<Self, StartError> {
+        // Parse and build on one thread, and without a store consume the parsed records into
+        // the catalog: no second copy, and no freed memory scattered over other threads' heaps.
         let files = settings.zone_files.clone();
-        let files = tokio::task::spawn_blocking(move || source::load_files(&files))
-            .await
-            .expect("invariant: zone loading does not panic")?;
-        let inputs = Inputs {
-            files,
-            ..Inputs::default()
-        };
+        let cluster_domain = settings.cluster_domain.clone();
         let catalog_metrics = CatalogMetrics::register(telemetry);
-        let catalog = Arc::new(Snapshot::new(build(&inputs, &catalog_metrics)));
+        let keep_inputs = store.is_some();
+        let release_memory = settings.release_memory;
+        let m = catalog_metrics.clone();
+        let (first, inputs) = tokio::task::spawn_blocking(move || -> Result<_, LoadError> {
+            let inputs = Inputs {
+                files: source::load_files(&files)?,
+                cluster_domain,
+                ..Inputs::default()
+            };
+            if keep_inputs {
+                let catalog = build(&inputs, &m);
+                Ok((catalog, Some(inputs)))
+            } else {
+                let catalog = build_from(inputs.into_assembled(), &m);
+                if let Some(release) = release_memory {
+                    release();
+                }
+                Ok((catalog, None))
+            }
+        })
+        .await
+        .expect("invariant: zone loading does not panic")?;
+        let catalog = Arc::new(Snapshot::new(first));
         let metrics = Metrics::register(telemetry);
         let stop = Arc::new(AtomicBool::new(false));
         let (stop_tasks, stopped) = watch::channel(false);
@@ -234,22 +260,23 @@ impl Server {
         }
 
         let (synced_tx, synced) = watch::channel(None);
-        match store {
-            Some(store) => {
+        match (store, inputs) {
+            (Some(store), Some(inputs)) => {
                 let follower_metrics = FollowerMetrics::register(telemetry);
                 tokio::spawn(follow(
                     store,
                     inputs,
-                    Arc::clone(&catalog),
-                    catalog_metrics,
+                    Target {
+                        catalog: Arc::clone(&catalog),
+                        metrics: catalog_metrics,
+                        synced: synced_tx,
+                        release_memory,
+                    },
                     follower_metrics,
-                    synced_tx,
                     shutdown(),
                 ));
             }
-            None => {
-                drop(inputs);
-                release_freed_memory();
+            _ => {
                 let _ = synced_tx.send(Some(0));
             }
         }
@@ -283,17 +310,6 @@ impl Server {
     }
 }
 
-/// Hands memory freed by a rebuild (the old catalog, the parsed model) back to the system.
-/// glibc keeps freed memory for reuse; after replacing a million-record catalog that is
-/// hundreds of MiB of resident memory nobody uses.
-fn release_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only walks glibc's own free lists; it has no preconditions.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
 /// A per-process seed for answer shuffling; not security-relevant.
 fn seed_base() -> u64 {
     let nanos = SystemClock
@@ -304,15 +320,27 @@ fn seed_base() -> u64 {
     (nanos as u64) ^ u64::from(std::process::id()).rotate_left(32)
 }
 
+/// Where a rebuilt catalog goes, and what is told about it.
+struct Target {
+    catalog: Arc<Snapshot<Catalog>>,
+    metrics: CatalogMetrics,
+    synced: watch::Sender<Option<Revision>>,
+    release_memory: Option<fn()>,
+}
+
 async fn follow(
     store: Arc<dyn Store>,
     mut inputs: Inputs,
-    catalog: Arc<Snapshot<Catalog>>,
-    metrics: CatalogMetrics,
+    target: Target,
     follower_metrics: FollowerMetrics,
-    synced: watch::Sender<Option<Revision>>,
     shutdown: impl Future<Output = ()> + Send,
 ) {
+    let Target {
+        catalog,
+        metrics,
+        synced,
+        release_memory,
+    } = target;
     let mut zones = Typed::<Zone>::new(Arc::clone(&store), keys::ZONES, follower_metrics.clone());
     let mut records =
         Typed::<RecordSet>::new(Arc::clone(&store), keys::RECORDS, follower_metrics.clone());
@@ -342,7 +370,9 @@ async fn follow(
         };
         inputs = returned;
         catalog.store(built);
-        release_freed_memory();
+        if let Some(release) = release_memory {
+            release();
+        }
         metrics.revision.set(revision);
         let _ = synced.send(Some(revision));
         tracing::debug!(revision, "catalog swapped in");

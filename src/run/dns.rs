@@ -74,6 +74,7 @@ pub(crate) async fn start(
         options,
         rrl,
         cluster_domain: Some(config.cluster_domain.clone()),
+        release_memory: Some(crate::allocator::release),
     };
     Ok(Server::start(settings, store, telemetry).await?)
 }
