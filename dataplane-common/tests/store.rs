@@ -57,6 +57,7 @@ conformance!(watch_delivers_every_event_in_order);
 conformance!(compaction_leads_to_relist_with_the_right_state);
 conformance!(lease_expires_without_keep_alive);
 conformance!(malformed_values_are_skipped_and_watch_goes_on);
+conformance!(a_large_prefix_lists_whole_and_in_order);
 
 fn keys(events: &[Event]) -> Vec<(EventKind, String)> {
     events.iter().map(|e| (e.kind, e.kv.key.clone())).collect()
@@ -324,6 +325,39 @@ async fn malformed_values_are_skipped_and_watch_goes_on(b: Backend) {
         "the last good value is kept"
     );
     assert_eq!(typed.objects()["/m/3"].port, 443);
+}
+
+async fn a_large_prefix_lists_whole_and_in_order(b: Backend) {
+    let s = &b.store;
+    // More keys than a few list pages (the etcd backend reads 500 per request).
+    for chunk in 0..12 {
+        let ops = (0..100)
+            .map(|i| Op::Put {
+                key: format!("/big/{:05}", chunk * 100 + i),
+                value: vec![b'x'; 64],
+                lease: None,
+            })
+            .collect();
+        assert!(
+            s.txn(Txn {
+                compares: vec![],
+                ops
+            })
+            .await
+            .unwrap()
+            .succeeded
+        );
+    }
+    s.put("/big0", b"just past the prefix".to_vec(), None)
+        .await
+        .unwrap();
+    let listing = s.list("/big/", None).await.unwrap();
+    assert_eq!(listing.kvs.len(), 1200);
+    assert!(
+        listing.kvs.windows(2).all(|w| w[0].key < w[1].key),
+        "in key order, no repeats"
+    );
+    assert_eq!(listing.kvs[1199].key, "/big/01199");
 }
 
 /// etcd only: the follower rides out an etcd crash and restart, losing and repeating nothing.

@@ -62,6 +62,22 @@ fn unavailable(e: ec::Error) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
+/// Keys per range request when listing a prefix.
+const LIST_PAGE: i64 = 500;
+
+/// The end of etcd's range for `prefix`: the prefix with its last byte below 0xff incremented.
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    // Every byte was 0xff (or the prefix was empty): to the end of the keyspace.
+    vec![0]
+}
+
 /// gRPC status codes etcd uses for conditions we act on (the gRPC spec numbers them).
 const GRPC_INVALID_ARGUMENT: i32 = 3;
 const GRPC_NOT_FOUND: i32 = 5;
@@ -148,18 +164,38 @@ impl Store for Etcd {
     }
 
     async fn list(&self, prefix: &str, at: Option<Revision>) -> Result<Listing, StoreError> {
-        let mut options = ec::GetOptions::new().with_prefix();
-        if let Some(rev) = at {
-            options = options.with_revision(rev);
+        // Large prefixes (100,000 Services) are read in pages, all at the first page's
+        // revision, so the result is one consistent listing and no response outgrows gRPC's
+        // message limit.
+        let end = prefix_end(prefix.as_bytes());
+        let mut start = prefix.as_bytes().to_vec();
+        let mut revision = at;
+        let mut kvs = Vec::new();
+        loop {
+            let mut options = ec::GetOptions::new()
+                .with_range(end.clone())
+                .with_limit(LIST_PAGE);
+            if let Some(rev) = revision {
+                options = options.with_revision(rev);
+            }
+            let resp = self
+                .client()
+                .get(start.clone(), Some(options))
+                .await
+                .map_err(classify)?;
+            revision.get_or_insert_with(|| header_revision(resp.header()));
+            kvs.extend(resp.kvs().iter().map(key_value));
+            match resp.kvs().last() {
+                Some(last) if resp.more() => {
+                    start = last.key().to_vec();
+                    start.push(0);
+                }
+                _ => break,
+            }
         }
-        let resp = self
-            .client()
-            .get(prefix, Some(options))
-            .await
-            .map_err(classify)?;
         Ok(Listing {
-            revision: header_revision(resp.header()),
-            kvs: resp.kvs().iter().map(key_value).collect(),
+            revision: revision.unwrap_or(0),
+            kvs,
         })
     }
 
@@ -331,4 +367,16 @@ fn event(e: &ec::Event) -> Option<Event> {
         ec::EventType::Delete => EventKind::Delete,
     };
     Some(Event { kind, kv })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_end;
+
+    #[test]
+    fn prefix_ends_as_etcd_computes_them() {
+        assert_eq!(prefix_end(b"/a/"), b"/a0");
+        assert_eq!(prefix_end(b"a\xff"), b"b");
+        assert_eq!(prefix_end(b"\xff\xff"), vec![0]);
+    }
 }
