@@ -6,6 +6,7 @@
 #   openssl - the TLS etcd tests make a throwaway CA
 #   curl    - end-to-end tests read /metrics and go through VIPs as a user would
 #   ip      - the load balancer tests build network namespaces and veth pairs
+#   prometheus-alertmanager - alert delivery is tested against a real Alertmanager
 #   schemathesis (PyPI) - a schema-driven fuzz run of the control API finds no 5xx
 set -euo pipefail
 
@@ -16,6 +17,7 @@ command -v dig >/dev/null || missing+=(bind9-dnsutils)
 command -v openssl >/dev/null || missing+=(openssl)
 command -v curl >/dev/null || missing+=(curl)
 command -v ip >/dev/null || missing+=(iproute2)
+command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)
 command -v cargo >/dev/null || { echo "setup: cargo is missing: install Rust (https://rustup.rs)" >&2; exit 1; }
 
 if ((${#missing[@]})); then

@@ -20,9 +20,12 @@
 //! Dependency choices: `k8s-pb` has the generated protobuf types of the Kubernetes API
 //! (no protoc at build time), `prost` is the runtime it is generated for (0.14).
 
+pub mod alert;
 pub mod api;
+pub mod inspect;
 pub mod kube;
 pub mod leader;
+pub mod membership;
 pub mod publish;
 pub mod translate;
 pub mod watch;

@@ -719,6 +719,7 @@ fn every_documented_operation_is_routed() {
         ("{address}", "10.0.0.1"),
         ("{port}", "80"),
         ("{protocol}", "tcp"),
+        ("{id}", "s1"),
     ];
     let mut operations = 0;
     for (template, item) in doc["paths"].as_object().unwrap() {
@@ -735,9 +736,48 @@ fn every_documented_operation_is_routed() {
             operations += 1;
         }
     }
-    assert_eq!(operations, 1 + 2 * 3 + 3 * 3 + 4);
+    assert_eq!(operations, 1 + 2 * 3 + 3 * 3 + 4 + 6);
     // And undocumented ones are not.
     assert_eq!(w.send("PUT", "/api/v1/status", None, &[]).status, 405);
+}
+
+#[test]
+fn silences_are_created_listed_and_deleted_and_alerts_and_inspect_list() {
+    let server = with_zone();
+    let w = server.client(Some(WRITE_TOKEN));
+    let silence = serde_json::json!({
+        "matchers": [{"name": "node", "value": "n1"}],
+        "ends_at": 4_000_000_000u64,
+        "created_by": "ops",
+        "comment": "maintenance",
+    });
+    let created = w.json("POST", "/api/v1/silences", &silence, &[]);
+    assert_eq!(created.status, 201, "{created:?}");
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    assert!(
+        created.body["starts_at"].as_u64().unwrap() > 0,
+        "defaults to now"
+    );
+    let list = w.get("/api/v1/silences");
+    assert_eq!(list.body["items"][0]["id"], id.as_str());
+    assert_eq!(w.get(&format!("/api/v1/silences/{id}")).status, 200);
+    let mut everything = silence.clone();
+    everything["matchers"] = serde_json::json!([]);
+    let refused = w.json("POST", "/api/v1/silences", &everything, &[]);
+    assert_eq!((refused.status, refused.field()), (422, Some("matchers")));
+    let mut with_id = silence;
+    with_id["id"] = "mine".into();
+    assert_eq!(
+        w.json("POST", "/api/v1/silences", &with_id, &[]).status,
+        422
+    );
+    assert_eq!(w.delete(&format!("/api/v1/silences/{id}"), &[]).status, 204);
+    assert_eq!(w.get(&format!("/api/v1/silences/{id}")).status, 404);
+    assert_eq!(w.get("/api/v1/alerts").body["items"], serde_json::json!([]));
+    assert_eq!(
+        w.get("/api/v1/inspect").body["items"],
+        serde_json::json!([])
+    );
 }
 
 #[test]

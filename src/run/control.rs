@@ -64,6 +64,15 @@ pub(crate) async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()
     let settings = settings(&config)?;
     tracing::info!(kube = %kube_url, store = %url, %metrics, api = %api_addr, node = %settings.node_name, "control starting");
     telemetry.set_ready(true);
+    // Registers this node under a lease (name, role, addresses, version).
+    let _node = {
+        let mut r = dataplane_common::node::Registration::new(
+            settings.node_name.clone(),
+            dataplane_common::node::Role::Control,
+        );
+        (r.addresses.metrics, r.addresses.service) = (Some(metrics), vec![api_addr]);
+        dataplane_common::node::spawn(Arc::clone(&store), r, dataplane_common::node::DEFAULT_TTL)
+    };
     control::run(settings, kube, store, &telemetry, shutdown.wait()).await?;
     Ok(())
 }

@@ -35,6 +35,13 @@ pub(crate) async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()
     let dns_addr = dns.addrs[0];
     let (ip, port) = (dns_addr.ip(), dns_addr.port());
 
+    // Registers this node under a lease (name, role, addresses, version).
+    let _node = {
+        use dataplane_common::node::{self, Registration, Role};
+        let mut r = Registration::new(format!("{}-up", node::host_name("dataplane")), Role::Up);
+        (r.addresses.metrics, r.addresses.service) = (Some(http_addr), vec![http_addr, dns_addr]);
+        node::spawn(Arc::clone(&store), r, node::DEFAULT_TTL)
+    };
     let zone = dns_config.cluster_domain.as_str().trim_end_matches('.');
     println!("dataplane is up (store: {url})");
     println!("  http     http://{http_addr}   try: curl -s http://{http_addr}/metrics | head");

@@ -2,22 +2,25 @@
 //! read-only; the store's status. Its OpenAPI 3 document is served at `/api/openapi.json`.
 //!
 //! One file per resource ([`zones`], [`records`], [`vips`], [`health`], [`nodes`],
-//! [`status`]); what they share: [`error`] (the one JSON error shape), [`auth`] (bearer
+//! [`status`], [`inspect`], [`alerts`], [`silences`]); what they share: [`error`] (the one JSON error shape), [`auth`] (bearer
 //! tokens with roles), [`extract`] (bodies, parameters, `If-Match`), [`object`] (guarded
 //! writes: ETag = the key's `mod_revision`), [`page`] (`?limit=&continue=`), [`tls`].
 //!
 //! What it does not do: it keeps no state of its own (every request reads the store), and
 //! it never writes an object derived from Kubernetes (403).
 
+mod alerts;
 pub mod auth;
 pub mod error;
 mod extract;
 mod health;
+mod inspect;
 mod nodes;
 mod object;
 pub mod openapi;
 pub mod page;
 mod records;
+mod silences;
 mod status;
 mod tls;
 mod vips;
@@ -117,6 +120,13 @@ pub fn router(store: Arc<dyn Store>, auth: Auth, telemetry: &Telemetry) -> Route
         .route("/health/{address}", get(health::get))
         .route("/nodes", get(nodes::list))
         .route("/status", get(status::get))
+        .route("/inspect", get(inspect::list))
+        .route("/alerts", get(alerts::list))
+        .route("/silences", get(silences::list).post(silences::create))
+        .route(
+            "/silences/{id}",
+            get(silences::get).delete(silences::delete),
+        )
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::no_method)
         .with_state(Api { store })

@@ -217,6 +217,52 @@ fn paths() -> Value {
             &[("200", ok("A page.", schema("NodePage"), false))],
             &[],
         )},
+        "/api/v1/inspect": {"get": operation(
+            "Each inspector's latest round of checks (read-only)",
+            page_params(),
+            None,
+            &[("200", ok("A page.", schema("InspectReportPage"), false))],
+            &[],
+        )},
+        "/api/v1/alerts": {"get": operation(
+            "Each evaluator's firing alerts and health scores (read-only)",
+            page_params(),
+            None,
+            &[("200", ok("A page.", schema("AlertViewPage"), false))],
+            &[],
+        )},
+        "/api/v1/silences": {
+            "get": operation(
+                "List silences",
+                page_params(),
+                None,
+                &[("200", ok("A page.", schema("SilencePage"), false))],
+                &[],
+            ),
+            "post": operation(
+                "Create a silence (the id is assigned)",
+                vec![],
+                Some("Silence"),
+                &[("201", ok("Created.", schema("Silence"), true))],
+                &WRITE,
+            ),
+        },
+        "/api/v1/silences/{id}": {
+            "get": operation(
+                "Read a silence",
+                vec![param("silenceId")],
+                None,
+                &[("200", ok("The silence.", schema("Silence"), true))],
+                &[404],
+            ),
+            "delete": operation(
+                "Delete a silence (If-Match optional)",
+                vec![param("silenceId"), param("If-Match")],
+                None,
+                &[("204", json!({"description": "Deleted."}))],
+                &[404, 409, 412],
+            ),
+        },
         "/api/v1/status": {"get": operation(
             "Whether the store answers, its revision, objects by kind",
             vec![],
@@ -239,6 +285,7 @@ fn parameters() -> Value {
             "type": "string", "enum": ["A", "AAAA", "CNAME", "SRV", "MX", "TXT", "NS", "PTR"]
         })),
         "address": path_param("address", "The VIP's address.", schema("IpAddress")),
+        "silenceId": path_param("id", "The silence's id.", json!({"type": "string", "minLength": 1, "pattern": "^[^/]+$"})),
         "healthAddress": path_param("address", "The address checked.", schema("IpAddress")),
         "port": path_param("port", "The VIP's port.", json!({"type": "integer", "minimum": 1, "maximum": 65535})),
         "protocol": path_param("protocol", "tcp or udp (case-insensitive).", json!({"type": "string", "enum": ["tcp", "udp"]})),
@@ -494,6 +541,66 @@ fn schemas() -> Value {
                 ),
             }),
         ),
+        "Labels": {"type": "object", "additionalProperties": {"type": "string"}},
+        "CheckResult": object(
+            &["id", "kind", "ok"],
+            json!({
+                "id": {"type": "string"},
+                "kind": {"type": "string", "enum": ["real_server", "vip", "dns", "consistency"]},
+                "ok": {"type": "boolean"},
+                "detail": {"type": "string"},
+            }),
+        ),
+        "InspectReport": object(
+            &["by", "members", "results"],
+            json!({
+                "by": {"type": "string"},
+                "members": {"type": "array", "items": {"type": "string"}},
+                "results": {"type": "array", "items": schema("CheckResult")},
+            }),
+        ),
+        "Alert": object(
+            &["fingerprint", "labels", "annotations", "active_since", "state"],
+            json!({
+                "fingerprint": {"type": "string"},
+                "labels": schema("Labels"),
+                "annotations": schema("Labels"),
+                "active_since": {"type": "string", "format": "date-time"},
+                "state": {"type": "string", "enum": ["notified", "folded", "silenced"]},
+                "folded_under": {"type": "string"},
+                "silenced_by": {"type": "string"},
+                "folded": {"type": "array", "items": schema("Labels")},
+            }),
+        ),
+        "AlertView": object(
+            &["by", "alerts", "scores"],
+            json!({
+                "by": {"type": "string"},
+                "alerts": {"type": "array", "items": schema("Alert")},
+                "scores": {"type": "array", "items": object(&["entity", "score"], json!({
+                    "entity": {"type": "string"},
+                    "score": {"type": "integer", "minimum": 0, "maximum": 100},
+                }))},
+            }),
+        ),
+        "Silence": object(
+            &["matchers", "ends_at", "created_by"],
+            json!({
+                "id": {"type": "string", "description": "Assigned by the API; leave it out when creating."},
+                "matchers": {"type": "array", "minItems": 1, "items": object(&["name", "value"], json!({
+                    "name": {"type": "string", "minLength": 1},
+                    "op": {"type": "string", "enum": ["=", "!="], "default": "="},
+                    "value": {"type": "string"},
+                }))},
+                "starts_at": {"type": "integer", "minimum": 0, "description": "Unix seconds; default now."},
+                "ends_at": {"type": "integer", "minimum": 1, "description": "Unix seconds, after starts_at."},
+                "created_by": {"type": "string", "minLength": 1},
+                "comment": {"type": "string"},
+            }),
+        ),
+        "InspectReportPage": page_of("InspectReport"),
+        "AlertViewPage": page_of("AlertView"),
+        "SilencePage": page_of("Silence"),
         "ZonePage": page_of("Zone"),
         "RecordSetPage": page_of("RecordSet"),
         "VipPage": page_of("Vip"),

@@ -68,6 +68,14 @@ enum Command {
     Vips(VipsCommand),
     /// The store's state and object counts.
     Status,
+    /// The inspectors' latest check results (failing ones first).
+    Inspect {
+        /// Only failing checks.
+        #[arg(long)]
+        failing: bool,
+    },
+    /// Firing alerts (root causes with what they fold, silenced ones) and health scores.
+    Alerts,
 }
 
 #[derive(Debug, Subcommand)]
@@ -226,6 +234,21 @@ fn run(cli: &Cli) -> Result<()> {
         Command::Status => {
             let status = api.call("GET", "/api/v1/status", None, None)?.ok()?;
             print(cli.output, &status.body, status_table)
+        }
+        Command::Inspect { failing } => {
+            let mut reports = Value::Array(api.list("/api/v1/inspect")?);
+            if *failing && let Some(list) = reports.as_array_mut() {
+                for r in list {
+                    if let Some(results) = r["results"].as_array_mut() {
+                        results.retain(|c| c["ok"] == Value::Bool(false));
+                    }
+                }
+            }
+            print(cli.output, &reports, inspect_table)
+        }
+        Command::Alerts => {
+            let views = Value::Array(api.list("/api/v1/alerts")?);
+            print(cli.output, &views, alerts_table)
         }
         Command::Records(c) => records(&api, cli.output, c),
         Command::Vips(c) => vips(&api, cli.output, c),
@@ -429,6 +452,70 @@ fn status_table(v: &Value) -> Vec<Vec<String>> {
     if let Some(counts) = v["counts"].as_object() {
         for (kind, n) in counts {
             rows.push(vec![kind.to_uppercase(), text(n)]);
+        }
+    }
+    rows
+}
+
+/// One row per check: failing first.
+fn inspect_table(v: &Value) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    for report in v.as_array().into_iter().flatten() {
+        for c in report["results"].as_array().into_iter().flatten() {
+            let ok = c["ok"] == Value::Bool(true);
+            rows.push(vec![
+                if ok { "ok" } else { "FAIL" }.to_owned(),
+                text(&c["id"]),
+                text(&report["by"]),
+                c["detail"].as_str().unwrap_or("").to_owned(),
+            ]);
+        }
+    }
+    rows.sort_by(|a, b| (a[0] == "ok", &a[1]).cmp(&(b[0] == "ok", &b[1])));
+    rows.insert(
+        0,
+        vec!["STATE".into(), "CHECK".into(), "BY".into(), "DETAIL".into()],
+    );
+    rows
+}
+
+/// One row per alert (folded ones only counted under their root), then the scores.
+fn alerts_table(v: &Value) -> Vec<Vec<String>> {
+    let mut rows = vec![vec![
+        "ALERT".into(),
+        "STATE".into(),
+        "LABELS".into(),
+        "FOLDS".into(),
+    ]];
+    let labels = |l: &Value| {
+        l.as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(k, _)| *k != "alertname")
+            .map(|(k, v)| format!("{k}={}", text(v)))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    for view in v.as_array().into_iter().flatten() {
+        for a in view["alerts"].as_array().into_iter().flatten() {
+            if a["state"] == "folded" {
+                continue;
+            }
+            let folds = a["folded"].as_array().map_or(0, Vec::len);
+            rows.push(vec![
+                text(&a["labels"]["alertname"]),
+                text(&a["state"]),
+                labels(&a["labels"]),
+                folds.to_string(),
+            ]);
+        }
+        for s in view["scores"].as_array().into_iter().flatten() {
+            rows.push(vec![
+                "score".into(),
+                text(&s["score"]),
+                text(&s["entity"]),
+                String::new(),
+            ]);
         }
     }
     rows

@@ -10,8 +10,10 @@
 //! every TCP port it serves answers.
 
 pub mod checker;
-pub mod probe;
-pub mod state;
+/// One probe (moved to `dataplane-common`; shared with control's inspection).
+pub use dataplane_common::health::probe;
+/// Hysteresis (moved to `dataplane-common`; shared with control's inspection).
+pub use dataplane_common::health::state;
 
 pub use checker::{Checker, Settings, Targets};
 pub use probe::{Probe, ProbeError};

@@ -5,7 +5,7 @@
 //! state resets the streak. So one lost probe does not move traffic, and a flapping server
 //! stays down until it has been good for a while (pingora's `consecutive_counter`).
 
-use dataplane_common::model::HealthState;
+use crate::model::HealthState;
 
 /// How many results in a row flip a target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,207 @@
+//! The checks the store's objects call for, and their results. PURE.
+
+use dataplane_common::model::{Name, Protocol, RData, RecordSet, Vip};
+use dataplane_common::node::{Registration, Role};
+use dataplane_common::store::Revision;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::net::{IpAddr, SocketAddr};
+
+/// What one check does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    /// A real server of a TCP VIP: TCP connect (or HTTP GET); sets the address's health.
+    RealServer(SocketAddr),
+    /// A TCP VIP itself: TCP connect through the balancer.
+    Vip(SocketAddr),
+    /// A DNS node answers `name` with addresses of its record set, and only those.
+    Dns {
+        /// The node's DNS listener.
+        server: SocketAddr,
+        /// The name asked (A).
+        name: Name,
+        /// The addresses the record set holds.
+        allowed: BTreeSet<IpAddr>,
+    },
+    /// A node has applied the store's current revision of what it serves, and runs this
+    /// build's version.
+    Consistency {
+        /// The node.
+        node: String,
+        /// Its registered applied revision.
+        applied: Option<Revision>,
+        /// Its version.
+        version: String,
+    },
+}
+
+impl Kind {
+    /// `real_server`, `vip`, `dns`, `consistency`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::RealServer(_) => "real_server",
+            Self::Vip(_) => "vip",
+            Self::Dns { .. } => "dns",
+            Self::Consistency { .. } => "consistency",
+        }
+    }
+}
+
+/// One check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    /// Stable across rounds and nodes (what the schedule hashes).
+    pub id: String,
+    /// What it does.
+    pub kind: Kind,
+}
+
+/// Every check for these objects: each real server of a TCP VIP and the VIP, each DNS
+/// node × each known name, each node's consistency.
+pub fn derive(vips: &[Vip], nodes: &[Registration], known: &[RecordSet]) -> Vec<Check> {
+    let mut out = Vec::new();
+    let mut servers = BTreeSet::new();
+    for v in vips.iter().filter(|v| v.protocol == Protocol::Tcp) {
+        for rs in &v.real_servers {
+            servers.insert(SocketAddr::new(rs.address, rs.port));
+        }
+        out.push(Check {
+            id: format!("vip:{}", SocketAddr::new(v.address, v.port)),
+            kind: Kind::Vip(SocketAddr::new(v.address, v.port)),
+        });
+    }
+    out.extend(servers.into_iter().map(|s| Check {
+        id: format!("real_server:{s}"),
+        kind: Kind::RealServer(s),
+    }));
+    for n in nodes {
+        if matches!(n.role, Role::Dns | Role::Up) {
+            for server in n.addresses.service.iter().take(1) {
+                for set in known {
+                    let allowed: BTreeSet<IpAddr> = set
+                        .records
+                        .iter()
+                        .filter_map(|r| match r {
+                            RData::A { address } => Some(IpAddr::V4(*address)),
+                            _ => None,
+                        })
+                        .collect();
+                    if allowed.is_empty() {
+                        continue;
+                    }
+                    out.push(Check {
+                        id: format!("dns:{}:{}", n.name, set.name),
+                        kind: Kind::Dns {
+                            server: *server,
+                            name: set.name.clone(),
+                            allowed,
+                        },
+                    });
+                }
+            }
+        }
+        out.push(Check {
+            id: format!("consistency:{}", n.name),
+            kind: Kind::Consistency {
+                node: n.name.clone(),
+                applied: n.applied_revision,
+                version: n.version.clone(),
+            },
+        });
+    }
+    out
+}
+
+/// Whether a DNS answer is right: non-empty, and only addresses of the set.
+pub fn dns_ok(answer: &[IpAddr], allowed: &BTreeSet<IpAddr>) -> bool {
+    !answer.is_empty() && answer.iter().all(|a| allowed.contains(a))
+}
+
+/// Whether a node is consistent: it has applied at least `wanted` (the newest revision of
+/// what it serves) and runs `version`. Returns the reason when not.
+pub fn consistency(
+    applied: Option<Revision>,
+    node_version: &str,
+    wanted: Revision,
+    version: &str,
+) -> Result<(), String> {
+    match applied {
+        None => return Err("has not registered an applied revision".to_owned()),
+        Some(a) if a < wanted => {
+            return Err(format!(
+                "applied revision {a} is behind the store's {wanted}"
+            ));
+        }
+        Some(_) => {}
+    }
+    if node_version != version {
+        return Err(format!(
+            "runs {node_version}, this inspector {version} (drift)"
+        ));
+    }
+    Ok(())
+}
+
+/// One check's latest result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckResult {
+    /// The check's id.
+    pub id: String,
+    /// `real_server`, `vip`, `dns`, `consistency`.
+    pub kind: String,
+    /// Whether it passed.
+    pub ok: bool,
+    /// Why not (empty when it passed).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+}
+
+/// One inspector's latest round, stored at `inspect/<node>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Report {
+    /// The inspector.
+    pub by: String,
+    /// The live members it scheduled over.
+    pub members: Vec<String>,
+    /// Its checks' results, by id.
+    pub results: Vec<CheckResult>,
+}
+
+impl dataplane_common::model::Validate for Report {
+    fn validate(&self) -> Result<(), dataplane_common::model::ValidationError> {
+        if self.by.is_empty() {
+            return Err(dataplane_common::model::ValidationError::new(
+                "by",
+                "must name the inspector",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn consistency_and_dns_verdicts() {
+        assert!(consistency(Some(10), "0.1.0", 10, "0.1.0").is_ok());
+        assert!(
+            consistency(Some(9), "0.1.0", 10, "0.1.0")
+                .unwrap_err()
+                .contains("behind")
+        );
+        assert!(
+            consistency(Some(10), "0.0.9", 10, "0.1.0")
+                .unwrap_err()
+                .contains("drift")
+        );
+        assert!(consistency(None, "0.1.0", 1, "0.1.0").is_err());
+        let allowed: BTreeSet<IpAddr> = ["192.0.2.1".parse().unwrap()].into();
+        assert!(dns_ok(&["192.0.2.1".parse().unwrap()], &allowed));
+        assert!(!dns_ok(&[], &allowed));
+        assert!(!dns_ok(&["192.0.2.2".parse().unwrap()], &allowed));
+    }
+}

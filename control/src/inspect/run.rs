@@ -1,0 +1,202 @@
+//! The inspection loop: every interval, read the store, schedule the checks over the live
+//! members, run this node's share, write health changes, publish the results.
+
+use super::checks::{self, Check, CheckResult, Kind, Report};
+use super::verdict::Verdicts;
+use super::{RESULTS, dns, schedule};
+use dataplane_common::clock::Clock;
+use dataplane_common::health::{Probe, Thresholds};
+use dataplane_common::model::{self, Health, HealthState, Name, RecordSet, RecordType, Vip, keys};
+use dataplane_common::node::{Registration, Role};
+use dataplane_common::store::{Revision, Store};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+use tokio::sync::watch;
+
+/// How the inspector runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// This node's name (a member of the schedule, and [`Health::by`]).
+    pub node: String,
+    /// Time between rounds.
+    pub interval: Duration,
+    /// A probe not answered within this fails.
+    pub timeout: Duration,
+    /// Results in a row that flip an address.
+    pub thresholds: Thresholds,
+    /// How real servers are probed.
+    pub probe: Probe,
+    /// Names every DNS node must answer (A) with addresses of their record set.
+    pub dns_names: Vec<Name>,
+}
+
+/// The members checks are spread over: the gossip view when there is one (`live`), else
+/// the registered control and up nodes; this node always.
+fn members(
+    me: &str,
+    nodes: &[Registration],
+    live: Option<&watch::Receiver<Vec<String>>>,
+) -> Vec<String> {
+    let mut m: Vec<String> = match live {
+        Some(l) => l.borrow().clone(),
+        None => nodes
+            .iter()
+            .filter(|n| matches!(n.role, Role::Control | Role::Up))
+            .map(|n| n.name.clone())
+            .collect(),
+    };
+    m.push(me.to_owned());
+    m.sort();
+    m.dedup();
+    m
+}
+
+/// Runs until `shutdown`. `live`, when given, is the gossip membership's live members.
+pub async fn run(
+    settings: Settings,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    live: Option<watch::Receiver<Vec<String>>>,
+    shutdown: impl Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    let mut verdicts = Verdicts::new(settings.node.clone(), settings.thresholds);
+    let mut tick = tokio::time::interval(settings.interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut published: Option<Report> = None;
+    loop {
+        tokio::select! {
+            () = &mut shutdown => return,
+            _ = tick.tick() => {}
+        }
+        let round = tokio::select! {
+            () = &mut shutdown => return,
+            r = round(&settings, &*store, &*clock, &mut verdicts, live.as_ref()) => r,
+        };
+        let Some(report) = round else { continue };
+        if published.as_ref() != Some(&report) {
+            let key = format!("{RESULTS}{}", settings.node);
+            match store.put(&key, model::encode(&report), None).await {
+                Ok(_) => published = Some(report),
+                Err(e) => tracing::warn!(error = %e, "cannot publish inspection results"),
+            }
+        }
+    }
+}
+
+async fn list<T: serde::de::DeserializeOwned + model::Validate>(
+    store: &dyn Store,
+    prefix: &str,
+) -> Option<(Vec<T>, Revision)> {
+    match store.list(prefix, None).await {
+        Ok(l) => {
+            let newest = l.kvs.iter().map(|kv| kv.mod_revision).max().unwrap_or(0);
+            Some((
+                l.kvs
+                    .iter()
+                    .filter_map(|kv| model::decode(&kv.value).ok())
+                    .collect(),
+                newest,
+            ))
+        }
+        Err(e) => {
+            tracing::warn!(%prefix, error = %e, "cannot list; skipping this round");
+            None
+        }
+    }
+}
+
+/// One round; None when the store could not be read.
+async fn round(
+    settings: &Settings,
+    store: &dyn Store,
+    clock: &dyn Clock,
+    verdicts: &mut Verdicts,
+    live: Option<&watch::Receiver<Vec<String>>>,
+) -> Option<Report> {
+    let (vips, vip_rev) = list::<Vip>(store, keys::VIPS).await?;
+    let (health, _) = list::<Health>(store, keys::HEALTH).await?;
+    let (nodes, _) = list::<Registration>(store, keys::NODES).await?;
+    let (_, record_rev) = list::<RecordSet>(store, keys::RECORDS).await?;
+    let mut known = Vec::new();
+    for name in &settings.dns_names {
+        if let Ok(Some(kv)) = store.get(&keys::record_set(name, RecordType::A)).await
+            && let Ok(set) = model::decode::<RecordSet>(&kv.value)
+        {
+            known.push(set);
+        }
+    }
+    let wanted = vip_rev.max(record_rev);
+    let all = checks::derive(&vips, &nodes, &known);
+    let members = members(&settings.node, &nodes, live);
+    let mine = schedule::mine(&all, |c| c.id.as_str(), &members, &settings.node);
+    let results =
+        futures::future::join_all(mine.iter().map(|c| run_check(settings, c, wanted))).await;
+
+    // Real servers: an address passes when all its probed ports pass.
+    let mut by_address: BTreeMap<IpAddr, bool> = BTreeMap::new();
+    for (c, r) in mine.iter().zip(&results) {
+        if let Kind::RealServer(s) = c.kind {
+            *by_address.entry(s.ip()).or_insert(true) &= r.ok;
+        }
+    }
+    let stored: BTreeMap<IpAddr, HealthState> =
+        health.iter().map(|h| (h.address, h.state)).collect();
+    let since = clock
+        .wall()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    for h in verdicts.handle_results(&stored, &by_address, since) {
+        match store
+            .put(&keys::health(h.address), model::encode(&h), None)
+            .await
+        {
+            Ok(_) => verdicts.handle_written(&h),
+            Err(e) => {
+                tracing::warn!(address = %h.address, error = %e, "cannot write health; retrying next round")
+            }
+        }
+    }
+    let mut results = results;
+    results.sort_by(|a, b| a.id.cmp(&b.id));
+    Some(Report {
+        by: settings.node.clone(),
+        members,
+        results,
+    })
+}
+
+async fn run_check(settings: &Settings, check: &Check, wanted: Revision) -> CheckResult {
+    let outcome: Result<(), String> = match &check.kind {
+        Kind::RealServer(s) => settings
+            .probe
+            .run(*s, settings.timeout)
+            .await
+            .map_err(|e| e.to_string()),
+        Kind::Vip(s) => Probe::Tcp
+            .run(*s, settings.timeout)
+            .await
+            .map_err(|e| e.to_string()),
+        Kind::Dns {
+            server,
+            name,
+            allowed,
+        } => match dns::ask(*server, name.as_str(), dns::A, settings.timeout).await {
+            Ok(answer) if checks::dns_ok(&answer, allowed) => Ok(()),
+            Ok(answer) => Err(format!("answered {answer:?}, expected some of {allowed:?}")),
+            Err(e) => Err(e.to_string()),
+        },
+        Kind::Consistency {
+            applied, version, ..
+        } => checks::consistency(*applied, version, wanted, env!("CARGO_PKG_VERSION")),
+    };
+    CheckResult {
+        id: check.id.clone(),
+        kind: check.kind.as_str().to_owned(),
+        ok: outcome.is_ok(),
+        detail: outcome.err().unwrap_or_default(),
+    }
+}
