@@ -77,6 +77,59 @@ pub(crate) struct DnsArgs {
     /// UDP backend.
     #[arg(long, value_enum)]
     pub(crate) io: Option<IoBackend>,
+    /// Resolve names outside the zones: iterate from the root, or forward.
+    #[arg(long, value_enum)]
+    pub(crate) recursion: Option<RecursionMode>,
+    /// A root server to start iterating from (ADDR:PORT); repeatable. Default: the IANA roots.
+    #[arg(long)]
+    pub(crate) root_hint: Vec<SocketAddr>,
+    /// A forward zone: ZONE=ADDR:PORT[,ADDR:PORT...]; `.` is the default upstreams; repeatable.
+    #[arg(long)]
+    pub(crate) forward: Vec<ForwardArg>,
+    /// A client network allowed to recurse; repeatable. Default: loopback and private ranges.
+    #[arg(long)]
+    pub(crate) allow_recursion: Vec<dns::recursor::acl::IpNet>,
+    /// The port of name servers found by referral (default 53).
+    #[arg(long)]
+    pub(crate) upstream_port: Option<u16>,
+    /// One upstream query's timeout, in milliseconds.
+    #[arg(long)]
+    pub(crate) upstream_timeout_ms: Option<u64>,
+    /// Ask each server for one label more than its zone (RFC 9156).
+    #[arg(long)]
+    pub(crate) qname_minimisation: bool,
+}
+
+/// How names outside the zones are resolved, on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum RecursionMode {
+    /// Iterate from the root hints.
+    Recursive,
+    /// Forward to upstreams.
+    Forward,
+}
+
+/// `ZONE=ADDR:PORT[,ADDR:PORT...]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ForwardArg {
+    pub(crate) zone: dataplane_common::model::Name,
+    pub(crate) upstreams: Vec<SocketAddr>,
+}
+
+impl std::str::FromStr for ForwardArg {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (zone, list) = s
+            .split_once('=')
+            .ok_or_else(|| "give ZONE=ADDR:PORT[,ADDR:PORT...]".to_owned())?;
+        let zone = zone.parse().map_err(|e| format!("zone {zone}: {e}"))?;
+        let upstreams = list
+            .split(',')
+            .map(|a| a.parse().map_err(|e| format!("upstream {a}: {e}")))
+            .collect::<Result<Vec<SocketAddr>, String>>()?;
+        Ok(Self { zone, upstreams })
+    }
 }
 
 /// The UDP backend, on the command line.

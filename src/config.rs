@@ -102,6 +102,113 @@ pub(crate) struct DnsConfig {
     pub(crate) io: dns::io::Backend,
     /// Response rate limiting; off unless set.
     pub(crate) rrl: Option<RrlConfig>,
+    /// Resolving names outside the zones; off (REFUSED) unless set.
+    pub(crate) recursion: Option<RecursionConfig>,
+}
+
+/// `[dns.recursion]`: forwarding or iterative resolution, and the shared cache.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RecursionConfig {
+    /// `recursive` (iterate from `root_hints`) or `forward` (everything to `forward` zones).
+    pub(crate) mode: RecursionMode,
+    /// Root servers; default the IANA roots.
+    pub(crate) root_hints: Vec<SocketAddr>,
+    /// The port of name servers found by referral.
+    pub(crate) port: u16,
+    /// Forward zones: `{ zone = "corp.example.", upstreams = ["10.0.0.53:53"] }`; the zone
+    /// `.` holds the default upstreams.
+    pub(crate) forward: Vec<ForwardConfig>,
+    /// Client networks allowed to recurse; others get REFUSED.
+    pub(crate) allow: Vec<dns::recursor::acl::IpNet>,
+    /// Answers cached, at most.
+    pub(crate) cache_size: usize,
+    /// Cached TTLs are raised to this.
+    pub(crate) min_ttl_secs: u32,
+    /// Cached TTLs are lowered to this.
+    pub(crate) max_ttl_secs: u32,
+    /// Negative answers are kept at most this long (RFC 2308).
+    pub(crate) negative_max_ttl_secs: u32,
+    /// Expired answers are served for this long when upstreams fail (RFC 8767); 0 is off.
+    pub(crate) stale_secs: u64,
+    /// Refresh popular names shortly before they expire.
+    pub(crate) prefetch: bool,
+    /// One upstream query's timeout.
+    pub(crate) timeout_ms: u64,
+    /// The most one client question may take.
+    pub(crate) budget_ms: u64,
+    /// Ask each server for one label more than its zone (RFC 9156).
+    pub(crate) qname_minimisation: bool,
+    /// Resolutions in progress at once.
+    pub(crate) max_inflight: usize,
+}
+
+/// Iterate or forward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum RecursionMode {
+    /// From the root hints.
+    Recursive,
+    /// To upstreams.
+    Forward,
+}
+
+/// One forward zone.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ForwardConfig {
+    /// The zone.
+    pub(crate) zone: Name,
+    /// Its upstreams, tried healthy first.
+    pub(crate) upstreams: Vec<SocketAddr>,
+}
+
+/// The IANA root servers' IPv4 addresses (a to m).
+const IANA_ROOTS: [[u8; 4]; 13] = [
+    [198, 41, 0, 4],
+    [170, 247, 170, 2],
+    [192, 33, 4, 12],
+    [199, 7, 91, 13],
+    [192, 203, 230, 10],
+    [192, 5, 5, 241],
+    [192, 112, 36, 4],
+    [198, 97, 190, 53],
+    [192, 36, 148, 17],
+    [192, 58, 128, 30],
+    [193, 0, 14, 129],
+    [199, 7, 83, 42],
+    [202, 12, 27, 33],
+];
+
+impl Default for RecursionConfig {
+    fn default() -> Self {
+        Self {
+            mode: RecursionMode::Recursive,
+            root_hints: IANA_ROOTS.iter().map(|ip| (*ip, 53).into()).collect(),
+            port: 53,
+            forward: Vec::new(),
+            allow: vec![
+                "127.0.0.0/8".parse().expect("invariant: a valid network"),
+                "10.0.0.0/8".parse().expect("invariant: a valid network"),
+                "172.16.0.0/12".parse().expect("invariant: a valid network"),
+                "192.168.0.0/16"
+                    .parse()
+                    .expect("invariant: a valid network"),
+                "::1/128".parse().expect("invariant: a valid network"),
+                "fc00::/7".parse().expect("invariant: a valid network"),
+            ],
+            cache_size: 100_000,
+            min_ttl_secs: 0,
+            max_ttl_secs: 86_400,
+            negative_max_ttl_secs: 3_600,
+            stale_secs: 86_400,
+            prefetch: true,
+            timeout_ms: 800,
+            budget_ms: 5_000,
+            qname_minimisation: false,
+            max_inflight: 1024,
+        }
+    }
 }
 
 /// Response rate limiting (per worker: the effective limit is up to `workers x rate`).
@@ -147,6 +254,7 @@ impl Default for DnsConfig {
             udp_payload: 1232,
             io: dns::io::Backend::Mmsg,
             rrl: None,
+            recursion: None,
         }
     }
 }
@@ -417,6 +525,7 @@ impl Config {
                 if let Some(m) = a.metrics_listen {
                     self.dns.metrics_listen = m;
                 }
+                self.merge_recursion(a);
                 if let Some(io) = a.io {
                     self.dns.io = match io {
                         crate::cli::IoBackend::Mmsg => dns::io::Backend::Mmsg,
@@ -492,8 +601,76 @@ impl Config {
         }
     }
 
+    /// Lays the recursion flags over `[dns.recursion]` (any of them turns recursion on).
+    fn merge_recursion(&mut self, a: &crate::cli::DnsArgs) {
+        let any = a.recursion.is_some()
+            || !a.root_hint.is_empty()
+            || !a.forward.is_empty()
+            || !a.allow_recursion.is_empty()
+            || a.upstream_port.is_some()
+            || a.upstream_timeout_ms.is_some()
+            || a.qname_minimisation;
+        if !any {
+            return;
+        }
+        let r = self
+            .dns
+            .recursion
+            .get_or_insert_with(RecursionConfig::default);
+        if let Some(m) = a.recursion {
+            r.mode = match m {
+                crate::cli::RecursionMode::Recursive => RecursionMode::Recursive,
+                crate::cli::RecursionMode::Forward => RecursionMode::Forward,
+            };
+        }
+        if !a.root_hint.is_empty() {
+            r.root_hints.clone_from(&a.root_hint);
+        }
+        if !a.forward.is_empty() {
+            r.forward = a
+                .forward
+                .iter()
+                .map(|f| ForwardConfig {
+                    zone: f.zone.clone(),
+                    upstreams: f.upstreams.clone(),
+                })
+                .collect();
+        }
+        if !a.allow_recursion.is_empty() {
+            r.allow.clone_from(&a.allow_recursion);
+        }
+        r.port = a.upstream_port.unwrap_or(r.port);
+        r.timeout_ms = a.upstream_timeout_ms.unwrap_or(r.timeout_ms);
+        r.qname_minimisation |= a.qname_minimisation;
+    }
+
     /// Checks what the types cannot.
     fn validate(&self, command: &Command) -> Result<(), Invalid> {
+        if let Some(r) = &self.dns.recursion {
+            if r.mode == RecursionMode::Forward
+                && !r.forward.iter().any(|f| f.zone.to_string() == ".")
+            {
+                return Err(invalid(
+                    "dns.recursion.forward",
+                    "forward mode needs default upstreams: a forward zone \".\"",
+                ));
+            }
+            if r.mode == RecursionMode::Recursive && r.root_hints.is_empty() {
+                return Err(invalid("dns.recursion.root_hints", "give at least one"));
+            }
+            if r.forward.iter().any(|f| f.upstreams.is_empty()) {
+                return Err(invalid(
+                    "dns.recursion.forward",
+                    "each forward zone needs upstreams",
+                ));
+            }
+            if r.timeout_ms == 0 || r.budget_ms < r.timeout_ms || r.cache_size == 0 {
+                return Err(invalid(
+                    "dns.recursion.timeout_ms",
+                    "timeout_ms and cache_size must be positive, budget_ms at least timeout_ms",
+                ));
+            }
+        }
         if let Some(url) = &self.store.url {
             url.parse::<StoreUrl>()
                 .map_err(|e| invalid("store.url", e.to_string()))?;
@@ -584,7 +761,10 @@ impl Config {
                         "give at least one address (--listen 127.0.0.1:5353)",
                     ));
                 }
-                if self.dns.zone_files.is_empty() && self.store.url.is_none() {
+                if self.dns.zone_files.is_empty()
+                    && self.store.url.is_none()
+                    && self.dns.recursion.is_none()
+                {
                     return Err(invalid(
                         "dns.zone_files",
                         "nothing to serve: give --zone-file FILE or --store URL",

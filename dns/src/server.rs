@@ -1,5 +1,7 @@
 //! The running server: sources feed catalog snapshots, and for every listen address a set of
 //! UDP workers ([`crate::io::mmsg`]) and a TCP listener ([`crate::io::tcp`]) answer from them.
+//! With recursion on, the workers share one cache and hand misses to one resolver task
+//! ([`crate::io::upstream`]).
 //!
 //! The catalog is rebuilt off the hot path whenever the store changes (changes that arrive
 //! within [`COALESCE`] go into one rebuild) and swapped in whole: a query sees the old
@@ -7,7 +9,9 @@
 //! good catalog goes on being served.
 
 use crate::authority::Catalog;
+use crate::io::upstream::{Handoff, Resolver};
 use crate::io::{self, Metrics};
+use crate::recursor::{Cache, Front};
 use crate::respond::{Options, Responder};
 use crate::source::{self, Inputs, LoadError};
 use dataplane_common::clock::{Clock, SystemClock};
@@ -51,6 +55,8 @@ pub struct Settings {
     /// million-record rebuild that is hundreds of MiB nobody uses. The allocator is the
     /// binary's choice, so the binary says how.
     pub release_memory: Option<fn()>,
+    /// Resolving names outside the zones; `None`: REFUSED, as an authoritative server.
+    pub recursion: Option<crate::recursor::Settings>,
 }
 
 /// Why the server could not start.
@@ -199,15 +205,35 @@ impl Server {
             }
         };
 
+        // Recursion: one cache for every worker, one resolver task fed by a miss queue.
+        let recursion = settings.recursion.clone().map(|r| {
+            let cache = Arc::new(Cache::new(r.cache.clone(), seed_base().rotate_left(7)));
+            let front = Front {
+                cache: Arc::clone(&cache),
+                allow: Arc::new(r.allow.clone()),
+            };
+            let resolver = Resolver::new(r, cache, settings.options.udp_payload);
+            let (tx, rx) = tokio::sync::mpsc::channel(io::upstream::QUEUE);
+            tokio::spawn(Arc::clone(&resolver).serve(rx, shutdown()));
+            (front, resolver, Handoff::new(tx))
+        });
+        let front = recursion.as_ref().map(|(f, _, _)| f.clone());
+        let handoff = recursion.as_ref().map(|(_, _, h)| h.clone());
+        let resolver = recursion.as_ref().map(|(_, r, _)| Arc::clone(r));
+
         let seeds = AtomicU64::new(seed_base());
         let options = settings.options.clone();
         let rrl = settings.rrl;
         let epoch = SystemClock.now();
+        let worker_front = front.clone();
         let responders = move |_: usize| {
-            let responder = Responder::new(
+            let mut responder = Responder::new(
                 seeds.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed),
                 options.clone(),
             );
+            if let Some(f) = &worker_front {
+                responder = responder.with_recursion(f.clone());
+            }
             (responder, rrl.map(|r| crate::rrl::Limiter::new(r, epoch)))
         };
         let mut addrs = Vec::new();
@@ -221,6 +247,7 @@ impl Server {
                     &responders,
                     &metrics,
                     &stop,
+                    handoff.as_ref(),
                 ),
                 io::Backend::Uring => io::uring::spawn(
                     addr,
@@ -229,6 +256,7 @@ impl Server {
                     &responders,
                     &metrics,
                     &stop,
+                    handoff.as_ref(),
                 ),
             };
             let (bound, mut t) = spawned.map_err(|source| StartError::Bind { addr, source })?;
@@ -244,16 +272,22 @@ impl Server {
                 ..settings.options.clone()
             };
             let tcp_seed = AtomicU64::new(seed_base() ^ 0x5555);
+            let tcp_front = front.clone();
             tokio::spawn(io::tcp::serve(
                 listener,
                 Arc::clone(&catalog),
                 move || {
-                    Responder::new(
+                    let r = Responder::new(
                         tcp_seed.fetch_add(1, Ordering::Relaxed),
                         tcp_options.clone(),
-                    )
+                    );
+                    match &tcp_front {
+                        Some(f) => r.with_recursion(f.clone()),
+                        None => r,
+                    }
                 },
                 metrics.clone(),
+                resolver.clone(),
                 shutdown(),
             ));
             addrs.push(bound);

@@ -2,13 +2,16 @@
 
 use super::http;
 use crate::config::{Config, DnsConfig};
+use crate::config::{RecursionConfig, RecursionMode};
 use crate::shutdown::Shutdown;
 use anyhow::Context;
 use dataplane_common::store::{self, Store};
 use dataplane_common::telemetry::Telemetry;
+use dns::recursor::{self, ForwardZone, Mode, cache, resolve};
 use dns::respond::Options;
 use dns::server::{Server, Settings};
 use std::sync::Arc;
+use std::time::Duration;
 
 pub(crate) async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     let store = match &config.store.url {
@@ -28,10 +31,20 @@ pub(crate) async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()
         shutdown.clone(),
     )
     .await?;
-    let server = start(&config.dns, store, &telemetry).await?;
+    let server = start(&config.dns, store.clone(), &telemetry).await?;
     tracing::info!(addrs = ?server.addrs, %metrics, workers = workers(&config.dns), io = ?config.dns.io, "dns answering");
     let revision = server.synced().await;
     tracing::info!(revision, "store data loaded");
+    // Registers this node under a lease (name, role, addresses, version, applied revision).
+    let _node = store.map(|s| {
+        let mut r = dataplane_common::node::Registration::new(
+            format!("{}-dns", dataplane_common::node::host_name("dataplane")),
+            dataplane_common::node::Role::Dns,
+        );
+        (r.addresses.metrics, r.addresses.service) = (Some(metrics), server.addrs.clone());
+        r.applied_revision = Some(revision);
+        dataplane_common::node::spawn(s, r, dataplane_common::node::DEFAULT_TTL)
+    });
     telemetry.set_ready(true);
     shutdown.wait().await;
     telemetry.set_ready(false);
@@ -75,6 +88,52 @@ pub(crate) async fn start(
         rrl,
         cluster_domain: Some(config.cluster_domain.clone()),
         release_memory: Some(crate::allocator::release),
+        recursion: config.recursion.as_ref().map(recursion),
     };
     Ok(Server::start(settings, store, telemetry).await?)
+}
+
+/// `[dns.recursion]` as the resolver's settings.
+fn recursion(r: &RecursionConfig) -> recursor::Settings {
+    let wire = |name: &dataplane_common::model::Name| {
+        let mut out = Vec::new();
+        dns::wire::name::encode(name, &mut out);
+        out.make_ascii_lowercase();
+        out.into_boxed_slice()
+    };
+    recursor::Settings {
+        mode: match r.mode {
+            RecursionMode::Recursive => Mode::Recursive,
+            RecursionMode::Forward => Mode::Forward,
+        },
+        forward: r
+            .forward
+            .iter()
+            .map(|f| ForwardZone {
+                zone: wire(&f.zone),
+                upstreams: f.upstreams.clone(),
+            })
+            .collect(),
+        allow: recursor::Acl::new(r.allow.clone()),
+        resolve: resolve::Settings {
+            timeout: Duration::from_millis(r.timeout_ms),
+            budget: resolve::Budget {
+                time: Duration::from_millis(r.budget_ms),
+                ..resolve::Budget::default()
+            },
+            qname_minimisation: r.qname_minimisation,
+            port: r.port,
+            root_hints: r.root_hints.clone(),
+            ..resolve::Settings::default()
+        },
+        cache: cache::Settings {
+            capacity: r.cache_size,
+            min_ttl: r.min_ttl_secs,
+            max_ttl: r.max_ttl_secs,
+            negative_max_ttl: r.negative_max_ttl_secs,
+            stale: Duration::from_secs(r.stale_secs),
+            prefetch: r.prefetch,
+        },
+        max_inflight: r.max_inflight,
+    }
 }

@@ -200,6 +200,7 @@ async fn main() {
         rrl: None,
         cluster_domain: Some("cluster.local.".parse().expect("name")),
         release_memory: None,
+        recursion: None,
     };
     let server = dns::server::Server::start(settings, Some(Arc::clone(&project)), &dns_telemetry)
         .await

@@ -3,6 +3,7 @@
 //! allocated once per worker. No allocation, lock or extra system call per query.
 
 use super::WorkerMetrics;
+use super::upstream::Handoff;
 use crate::authority::Catalog;
 use crate::respond::{Outcome, Responder, Transport};
 use crate::rrl::Limiter;
@@ -171,8 +172,14 @@ pub fn serve(
     mut limiter: Option<Limiter>,
     metrics: &WorkerMetrics,
     stop: &AtomicBool,
+    handoff: Option<Handoff>,
 ) {
     let fd = socket.as_raw_fd();
+    // Resolutions reply from a duplicate of this socket, so clients see the address they asked.
+    let reply_socket = handoff
+        .as_ref()
+        .and_then(|_| socket.try_clone().ok())
+        .map(Arc::new);
     let clock = SystemClock;
     let mut batch = Batch::new();
     while !stop.load(Ordering::Relaxed) {
@@ -212,6 +219,14 @@ pub fn serve(
                 &mut batch.tx[replies],
             );
             metrics.count(&outcome);
+            let query = &batch.rx[i][..len];
+            if let Some(h) = &handoff {
+                if let Outcome::Recurse { .. } = outcome {
+                    h.miss(client, query, reply_socket.as_ref());
+                } else if responder.poll_prefetch() {
+                    h.miss(client, query, None);
+                }
+            }
             if let Outcome::Reply { len, .. } = outcome
                 && let Some(len) = metrics.limit(
                     limiter.as_mut(),
@@ -247,6 +262,7 @@ pub fn spawn(
     responders: impl Fn(usize) -> (Responder, Option<Limiter>),
     metrics: &super::Metrics,
     stop: &Arc<AtomicBool>,
+    handoff: Option<&Handoff>,
 ) -> io::Result<(SocketAddr, Vec<std::thread::JoinHandle<()>>)> {
     let mut addr = addr;
     let mut threads = Vec::with_capacity(workers);
@@ -258,6 +274,7 @@ pub fn spawn(
         let (responder, limiter) = responders(w);
         let worker_metrics = metrics.worker();
         let stop = Arc::clone(stop);
+        let handoff = handoff.cloned();
         let thread = std::thread::Builder::new()
             .name(format!("dns-udp-{w}"))
             .spawn(move || {
@@ -268,6 +285,7 @@ pub fn spawn(
                     limiter,
                     &worker_metrics,
                     &stop,
+                    handoff,
                 )
             })?;
         threads.push(thread);

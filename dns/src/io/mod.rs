@@ -4,6 +4,7 @@
 
 pub mod mmsg;
 pub mod tcp;
+pub mod upstream;
 pub mod uring;
 
 /// Which UDP backend the workers use.
@@ -167,6 +168,7 @@ impl WorkerMetrics {
                     self.policies.inc(*p as usize);
                 }
             }
+            Outcome::Recurse { qtype } => self.queries.inc(qtype_slot(*qtype)),
             Outcome::Drop(reason) => self.drops.inc(*reason as usize),
         }
     }

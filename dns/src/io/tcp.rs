@@ -2,6 +2,7 @@
 //! behind its two-octet length, connections closed after an idle timeout.
 
 use super::Metrics;
+use super::upstream::Resolver;
 use crate::authority::Catalog;
 use crate::respond::{Outcome, Responder, Transport};
 use dataplane_common::clock::{Clock, SystemClock};
@@ -24,6 +25,7 @@ pub async fn serve(
     catalog: Arc<Snapshot<Catalog>>,
     responder: impl Fn() -> Responder + Send + Sync + 'static,
     metrics: Metrics,
+    resolver: Option<Arc<Resolver>>,
     shutdown: impl Future<Output = ()> + Send,
 ) {
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
@@ -48,9 +50,10 @@ pub async fn serve(
         let catalog = Arc::clone(&catalog);
         let responder = responder();
         let worker = metrics.worker();
+        let resolver = resolver.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            connection(stream, client, &catalog, responder, worker).await;
+            connection(stream, client, &catalog, responder, worker, resolver).await;
         });
     }
 }
@@ -61,6 +64,7 @@ async fn connection(
     catalog: &Snapshot<Catalog>,
     mut responder: Responder,
     metrics: super::WorkerMetrics,
+    resolver: Option<Arc<Resolver>>,
 ) {
     let _ = stream.set_nodelay(true);
     let mut query = vec![0u8; u16::MAX as usize];
@@ -89,8 +93,14 @@ async fn connection(
             &mut out[2..],
         );
         metrics.count(&outcome);
-        let Outcome::Reply { len, .. } = outcome else {
-            return; // nothing sensible to say: close, as other servers do
+        let len = match (outcome, &resolver) {
+            (Outcome::Reply { len, .. }, _) => len,
+            (Outcome::Recurse { .. }, Some(r)) => match r.answer(body, &mut out[2..]).await {
+                Some(len) => len,
+                None => return,
+            },
+            // Nothing sensible to say: close, as other servers do.
+            (Outcome::Recurse { .. } | Outcome::Drop(_), _) => return,
         };
         out[..2].copy_from_slice(&u16::try_from(len).unwrap_or(u16::MAX).to_be_bytes());
         if stream.write_all(&out[..len + 2]).await.is_err() {

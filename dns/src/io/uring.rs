@@ -4,6 +4,7 @@
 //! and submits many queries at once. Buffers are allocated once per worker.
 
 use super::WorkerMetrics;
+use super::upstream::Handoff;
 use crate::authority::Catalog;
 use crate::respond::{Outcome, Responder, Transport};
 use crate::rrl::Limiter;
@@ -105,8 +106,14 @@ pub fn serve(
     mut limiter: Option<Limiter>,
     metrics: &WorkerMetrics,
     stop: &AtomicBool,
+    handoff: Option<Handoff>,
 ) -> io::Result<()> {
     let mut ring = Ring::new(socket.as_raw_fd())?;
+    // Resolutions reply from a duplicate of this socket, so clients see the address they asked.
+    let reply_socket = handoff
+        .as_ref()
+        .and_then(|_| socket.try_clone().ok())
+        .map(Arc::new);
     for i in 0..SLOTS {
         ring.arm_recv(i)?;
     }
@@ -149,11 +156,18 @@ pub fn serve(
             let outcome =
                 responder.handle_query(&current, now, client, Transport::Udp, query, &mut slot.tx);
             metrics.count(&outcome);
+            if let Some(h) = &handoff {
+                if let Outcome::Recurse { .. } = outcome {
+                    h.miss(client, query, reply_socket.as_ref());
+                } else if responder.poll_prefetch() {
+                    h.miss(client, query, None);
+                }
+            }
             let reply = match outcome {
                 Outcome::Reply { len, .. } => {
                     metrics.limit(limiter.as_mut(), now, client.ip(), &mut slot.tx, len)
                 }
-                Outcome::Drop(_) => None,
+                Outcome::Recurse { .. } | Outcome::Drop(_) => None,
             };
             match reply {
                 Some(len) => ring.arm_send(i, len)?,
@@ -183,6 +197,7 @@ pub fn spawn(
     responders: impl Fn(usize) -> (Responder, Option<Limiter>),
     metrics: &super::Metrics,
     stop: &Arc<AtomicBool>,
+    handoff: Option<&Handoff>,
 ) -> io::Result<(SocketAddr, Vec<std::thread::JoinHandle<()>>)> {
     if !available() {
         return Err(io::Error::new(
@@ -199,6 +214,7 @@ pub fn spawn(
         let (responder, limiter) = responders(w);
         let worker_metrics = metrics.worker();
         let stop = Arc::clone(stop);
+        let handoff = handoff.cloned();
         threads.push(
             std::thread::Builder::new()
                 .name(format!("dns-uring-{w}"))
@@ -210,6 +226,7 @@ pub fn spawn(
                         limiter,
                         &worker_metrics,
                         &stop,
+                        handoff,
                     ) {
                         tracing::error!(error = %e, "io_uring worker stopped");
                     }

@@ -7,7 +7,9 @@
 //! - EDNS (RFC 6891): an OPT in the query gets one back with our payload size; version > 0 gets
 //!   BADVERS; the client's payload size (at least 512, at most ours) bounds UDP replies;
 //! - a reply that does not fit: TC=1 and the question alone (RFC 1035 section 4.2.1, RFC 7766);
-//! - class other than IN or ANY, zone transfers, names outside every zone: REFUSED;
+//! - class other than IN or ANY, zone transfers: REFUSED; names outside every zone: REFUSED,
+//!   unless recursion is on, the client is allowed and RD is set: then a cache hit is copied
+//!   out (RA set) and a miss is [`Outcome::Recurse`];
 //! - AA on authoritative data, not on referrals; negative answers carry the zone SOA with
 //!   TTL min(SOA TTL, SOA minimum) (RFC 2308 section 3);
 //! - ANY gets one set (RFC 8482 section 4.1).
@@ -16,15 +18,18 @@ use super::options::Options;
 use super::pick::{Picker, Picks};
 use super::writer::{OPT_LEN, Owner, Section, Writer, bare};
 use crate::authority::{Catalog, End, ZoneData, lookup};
+use crate::recursor::Front;
+use crate::recursor::cache::Lookup;
 use crate::wire::edns::{self, Opt};
 use crate::wire::header::{
-    AA, CD, Header, OPCODE_QUERY, OPCODE_SHIFT, QR, RCODE_MASK, RD, TC, rcode,
+    AA, CD, Header, OPCODE_QUERY, OPCODE_SHIFT, QR, RA, RCODE_MASK, RD, TC, rcode,
 };
 use crate::wire::name::NameBuf;
 use crate::wire::question::Question;
 use crate::wire::{CLASS_ANY, CLASS_IN, Error, TYPE_AXFR, TYPE_IXFR, TYPE_OPT};
 use dataplane_common::model::AnswerPolicy;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// The transport a query came over, which bounds the reply's size.
@@ -85,6 +90,12 @@ pub enum Outcome {
         /// The answer policy of the set answered, when it had a choice to make.
         policy: Option<AnswerPolicy>,
     },
+    /// No reply yet: a recursive query that missed the cache; hand it to the resolver, which
+    /// replies when resolution completes.
+    Recurse {
+        /// The QTYPE asked.
+        qtype: u16,
+    },
     /// No reply.
     Drop(DropReason),
 }
@@ -97,6 +108,8 @@ pub enum Outcome {
 pub struct Responder {
     options: Options,
     picker: Picker,
+    recursion: Option<Front>,
+    prefetch: bool,
 }
 
 /// What the sections said.
@@ -113,7 +126,25 @@ impl Responder {
     /// A responder whose shuffles start from `seed` (give each worker its own).
     pub fn new(seed: u64, options: Options) -> Self {
         let picker = Picker::new(seed, &options);
-        Self { options, picker }
+        Self {
+            options,
+            picker,
+            recursion: None,
+            prefetch: false,
+        }
+    }
+
+    /// Answers names outside the zones for allowed clients: from the shared cache, else with
+    /// [`Outcome::Recurse`].
+    pub fn with_recursion(mut self, front: Front) -> Self {
+        self.recursion = Some(front);
+        self
+    }
+
+    /// Whether the last query was a cache hit due for a prefetch: the caller hands it to the
+    /// resolver in the background as well (it has been answered already).
+    pub fn poll_prefetch(&mut self) -> bool {
+        std::mem::take(&mut self.prefetch)
     }
 
     /// Its options.
@@ -193,7 +224,6 @@ impl Responder {
         } else if (q.qclass == CLASS_IN || q.qclass == CLASS_ANY)
             && q.qtype != TYPE_AXFR
             && q.qtype != TYPE_IXFR
-            // Recursion is not offered here: names outside every zone stay REFUSED.
             && let Some(zone) = catalog.find(qname.as_bytes())
         {
             let ctx = Query {
@@ -210,10 +240,46 @@ impl Responder {
                 truncated = true;
             }
         }
+        let recursion = self
+            .recursion
+            .as_ref()
+            .filter(|f| f.allows(client.ip()))
+            .map(|f| Arc::clone(&f.cache));
+        // Outside every zone: recursion for allowed clients that ask for it, else REFUSED.
+        if answered.rcode == rcode::REFUSED
+            && !answered.authoritative
+            && q.qclass == CLASS_IN
+            && h.flags() & RD != 0
+            && !matches!(q.qtype, TYPE_AXFR | TYPE_IXFR | TYPE_OPT)
+            && client_opt.is_none_or(|o| o.version == 0)
+            && catalog.find(qname.as_bytes()).is_none()
+            && let Some(cache) = recursion.as_ref()
+        {
+            return match cache.get(now, qname.as_bytes(), q.qtype) {
+                Lookup::Fresh { entry, prefetch } => {
+                    self.prefetch = prefetch;
+                    let s = entry.write(now, query, out, limit, reply_opt, false);
+                    Outcome::Reply {
+                        len: s.len,
+                        qtype: q.qtype,
+                        rcode: s.rcode,
+                        truncated: s.truncated,
+                        policy: None,
+                    }
+                }
+                Lookup::Stale(_) | Lookup::Miss => Outcome::Recurse { qtype: q.qtype },
+            };
+        }
         if let Some(o) = reply_opt.as_mut() {
             o.ext_rcode = answered.rcode >> 4;
         }
         let mut flags = echoed | u16::from(answered.rcode) & RCODE_MASK;
+        //= https://www.rfc-editor.org/rfc/rfc1035#section-4.1.1
+        //# RA Recursion Available - this be set or cleared in a response, and denotes
+        //# whether recursive query support is available in the name server.
+        if recursion.is_some() {
+            flags |= RA;
+        }
         if answered.authoritative {
             flags |= AA;
         }

@@ -127,7 +127,7 @@ impl Harness {
         );
         let bytes = match outcome {
             Outcome::Reply { len, .. } => self.buf[..len].to_vec(),
-            Outcome::Drop(_) => Vec::new(),
+            Outcome::Recurse { .. } | Outcome::Drop(_) => Vec::new(),
         };
         (outcome, bytes)
     }

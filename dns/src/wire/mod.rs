@@ -7,6 +7,7 @@
 pub mod edns;
 pub mod error;
 pub mod header;
+pub mod message;
 pub mod name;
 pub mod question;
 
