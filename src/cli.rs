@@ -193,7 +193,7 @@ pub(crate) enum LbIo {
     #[value(name = "af_packet")]
     #[serde(rename = "af_packet")]
     AfPacket,
-    /// AF_XDP (not built yet).
+    /// AF_XDP on queue 0, with our XDP program (native, else generic).
     #[value(name = "xdp")]
     #[serde(rename = "xdp")]
     Xdp,

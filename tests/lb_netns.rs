@@ -1,15 +1,21 @@
-//! End to end: `dataplane lb` on AF_PACKET, between network namespaces, fed by a real etcd.
+//! End to end: `dataplane lb` on AF_PACKET and on AF_XDP, between network namespaces, fed by
+//! a real etcd, in full-NAT and in DR.
 //!
 //! ```text
 //!  client ns            bridge ns (br0)            lb ns                       rs1..rs3 ns
 //!  cl0 203.0.113.2  ──  p-cl  p-lb  p-rs1..3  ──  lb0 198.51.100.1 (kernel,    eth0 198.51.100.11..13
 //!                                                   health probes only)         TCP :80 :8080, UDP :5353
 //!  VIP 203.0.113.10 (static neighbour -> lb0)      SNAT 198.51.100.100 (static neighbour -> lb0 on the RSes)
+//!  DR VIP 203.0.113.20 (static neighbour -> lb0)   203.0.113.20/32 on lo, arp_ignore 1, arp_announce 2;
+//!                                                  203.0.113.0/24 on-link: DR replies go straight to the client
 //! ```
 //!
-//! The balancer runs full-NAT with two workers (so replies are steered by the fanout
-//! program), health checks every 200 ms (fall 2, rise 2), and reaches etcd through a TCP
-//! relay the test opens inside the lb namespace. Real servers are threads of this test moved
+//! On AF_PACKET the balancer runs two workers (so full-NAT replies are steered by the fanout
+//! program); on AF_XDP one worker on queue 0 behind our XDP program, with TX checksum offload
+//! off on the client and the real servers (an XDP frame carries no "checksum not finished"
+//! flag; on a real NIC frames come from the wire, complete). Health checks every 200 ms
+//! (fall 2, rise 2); etcd is reached through a TCP relay the test opens inside the lb
+//! namespace. Real servers are threads of this test moved
 //! into their namespaces; they answer with their name. Every namespace is deleted on drop.
 //! Needs root; skipped (with a message) otherwise.
 
@@ -30,6 +36,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 const VIP: &str = "203.0.113.10";
+const DR_VIP: &str = "203.0.113.20";
 const CLIENT: &str = "203.0.113.2";
 const LB_KERNEL: &str = "198.51.100.1";
 const SNAT: &str = "198.51.100.100";
@@ -73,6 +80,62 @@ fn run_in<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -
     in_ns(ns, f).join().expect("the namespace thread")
 }
 
+/// The balancer's packet I/O.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Io {
+    AfPacket,
+    Xdp,
+}
+
+impl Io {
+    fn arg(self) -> &'static str {
+        match self {
+            Self::AfPacket => "af_packet",
+            Self::Xdp => "xdp",
+        }
+    }
+}
+
+/// Turns TX checksum offload off on `dev` (in the calling thread's namespace), so the stack
+/// sends finished checksums (`ETHTOOL_STXCSUM`, as `ethtool -K dev tx off`).
+fn tx_checksum_off(dev: &str) {
+    #[repr(C)]
+    struct EthtoolValue {
+        cmd: u32,
+        data: u32,
+    }
+    const ETHTOOL_STXCSUM: u32 = 0x17;
+    let mut value = EthtoolValue {
+        cmd: ETHTOOL_STXCSUM,
+        data: 0,
+    };
+    // SAFETY: plain old data; all zeroes is valid.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in req.ifr_name.iter_mut().zip(dev.bytes()) {
+        *d = s as libc::c_char;
+    }
+    req.ifr_ifru.ifru_data = std::ptr::from_mut(&mut value).cast();
+    // SAFETY: plain socket creation; checked below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0) };
+    assert!(fd >= 0);
+    // SAFETY: `req` names the device and points at `value`, both live for the call.
+    let ret = unsafe { libc::ioctl(fd, libc::SIOCETHTOOL, &mut req) };
+    let err = std::io::Error::last_os_error();
+    // SAFETY: closing the socket made above.
+    unsafe { libc::close(fd) };
+    assert_eq!(ret, 0, "ETHTOOL_STXCSUM {dev}: {err}");
+}
+
+/// A counter of `dev` in `ns` (`/sys/class/net/DEV/statistics/NAME`).
+fn link_counter(ns: &str, dev: &str, name: &str) -> u64 {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "cat"])
+        .arg(format!("/sys/class/net/{dev}/statistics/{name}"))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
 /// The namespaces, the servers in them and the balancer; torn down in reverse on drop.
 struct Lab {
     prefix: String,
@@ -85,8 +148,12 @@ impl Lab {
         format!("{}-{short}", self.prefix)
     }
 
-    fn new() -> Self {
-        let prefix = format!("dplb{}", std::process::id());
+    fn new(io: Io) -> Self {
+        let tag = match io {
+            Io::AfPacket => "p",
+            Io::Xdp => "x",
+        };
+        let prefix = format!("dplb{}{tag}", std::process::id());
         let lab = Self {
             prefix,
             stop: Vec::new(),
@@ -132,10 +199,76 @@ impl Lab {
             "nud",
             "permanent",
         ]);
+        ip(&[
+            "-n",
+            &lab.ns("cl"),
+            "neigh",
+            "replace",
+            DR_VIP,
+            "lladdr",
+            LB_MAC,
+            "dev",
+            "cl0",
+            "nud",
+            "permanent",
+        ]);
+        if io == Io::Xdp {
+            run_in(&lab.ns("cl"), || tx_checksum_off("cl0"));
+        }
         for (i, rs) in RS.iter().enumerate() {
             let short = format!("rs{}", i + 1);
             let mac = format!("02:00:00:00:01:{:02x}", i + 1);
             link(&short, "eth0", &mac, &format!("{rs}/24"));
+            let rs_ns = lab.ns(&short);
+            if io == Io::Xdp {
+                run_in(&rs_ns, || tx_checksum_off("eth0"));
+            }
+            // DR: the VIP on lo, never announced nor answered for in ARP; the client is
+            // on-link, so replies go to it directly.
+            ip(&[
+                "-n",
+                &rs_ns,
+                "addr",
+                "add",
+                &format!("{DR_VIP}/32"),
+                "dev",
+                "lo",
+            ]);
+            for (key, value) in [
+                ("all/arp_ignore", "1"),
+                ("all/arp_announce", "2"),
+                ("eth0/arp_ignore", "1"),
+                ("eth0/arp_announce", "2"),
+            ] {
+                let ok = Command::new("ip")
+                    .args(["netns", "exec", &rs_ns, "sh", "-c"])
+                    .arg(format!("echo {value} > /proc/sys/net/ipv4/conf/{key}"))
+                    .status()
+                    .is_ok_and(|s| s.success());
+                assert!(ok, "sysctl {key} in {rs_ns}");
+            }
+            ip(&[
+                "-n",
+                &rs_ns,
+                "route",
+                "add",
+                "203.0.113.0/24",
+                "dev",
+                "eth0",
+            ]);
+            ip(&[
+                "-n",
+                &rs_ns,
+                "neigh",
+                "replace",
+                CLIENT,
+                "lladdr",
+                CLIENT_MAC,
+                "dev",
+                "eth0",
+                "nud",
+                "permanent",
+            ]);
             // Replies to the SNAT address go to the balancer; the balancer's kernel table
             // gives it the real servers' MACs.
             ip(&[
@@ -235,8 +368,9 @@ impl Drop for Lab {
 fn serve_http(listener: &TcpListener, name: &str, stop: &AtomicBool) {
     while !stop.load(Ordering::Relaxed) {
         match listener.accept() {
-            Ok((mut s, _)) => {
+            Ok((mut s, peer)) => {
                 let name = name.to_owned();
+                let local = s.local_addr().map(|a| a.to_string()).unwrap_or_default();
                 std::thread::spawn(move || {
                     let _ = s.set_nonblocking(false);
                     let _ = s.set_read_timeout(Some(Duration::from_secs(20)));
@@ -251,7 +385,7 @@ fn serve_http(listener: &TcpListener, name: &str, stop: &AtomicBool) {
                         while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
                             buf.drain(..end + 4);
                             let reply = format!(
-                                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{name}",
+                                "HTTP/1.1 200 OK\r\nX-Addrs: {local} {peer}\r\nContent-Length: {}\r\n\r\n{name}",
                                 name.len()
                             );
                             if s.write_all(reply.as_bytes()).is_err() {
@@ -290,23 +424,7 @@ fn relay_etcd(ns: &str, etcd_port: u16) {
 
 /// One HTTP exchange on `s`; returns the body (the real server's name).
 fn get(s: &mut TcpStream) -> std::io::Result<String> {
-    s.write_all(b"GET / HTTP/1.1\r\nHost: vip\r\n\r\n")?;
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 512];
-    loop {
-        let n = s.read(&mut chunk)?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        let text = String::from_utf8_lossy(&buf);
-        if let Some(body) = text.split("\r\n\r\n").nth(1)
-            && body.starts_with("rs")
-            && body.len() >= 3
-        {
-            return Ok(body.to_owned());
-        }
-    }
+    exchange(s).map(|(_, body)| body)
 }
 
 /// `n` new connections from the client to `VIP:port`, one request each; the names that
@@ -354,10 +472,98 @@ fn vip(port: u16, protocol: Protocol, rs_port: u16, persistence: Option<Duration
     }
 }
 
+/// The DR VIP: TCP :80 on the real servers' :80 (DR rewrites MACs, never ports).
+fn dr_vip() -> Vip {
+    Vip {
+        address: DR_VIP.parse().unwrap(),
+        mode: ForwardingMode::Dr,
+        ..vip(80, Protocol::Tcp, 80, None)
+    }
+}
+
 #[test]
-fn full_nat_through_af_packet_spreads_persists_and_follows_health() {
+fn full_nat_and_dr_through_af_packet_spread_persist_and_follow_health() {
+    scenario(Io::AfPacket);
+}
+
+#[test]
+fn full_nat_and_dr_through_af_xdp_spread_persist_and_follow_health() {
+    scenario(Io::Xdp);
+}
+
+/// One DR exchange after another on one keep-alive connection to the DR VIP: the real
+/// server sees the client's own address on the VIP (MACs rewritten, nothing else), and its
+/// replies reach the client without crossing the balancer.
+fn dr_exchanges(lab: &Lab) {
+    let (br, cl) = (lab.ns("br"), lab.ns("cl"));
+    let to_lb = || link_counter(&br, "p-lb", "tx_packets");
+    let (cl_rx, cl_tx) = (
+        || link_counter(&cl, "cl0", "rx_packets"),
+        || link_counter(&cl, "cl0", "tx_packets"),
+    );
+    let (lb0, rx0, tx0) = (to_lb(), cl_rx(), cl_tx());
+    let (first, names) = run_in(&lab.ns("cl"), || {
+        let vip = SocketAddr::new(DR_VIP.parse().unwrap(), 80);
+        let mut s = TcpStream::connect_timeout(&vip, Duration::from_secs(2)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let first = exchange(&mut s).unwrap();
+        let names: Vec<String> = (0..200).map(|_| get(&mut s).unwrap()).collect();
+        (first, names)
+    });
+    let (lb1, rx1, tx1) = (to_lb(), cl_rx(), cl_tx());
+    let (text, name) = first;
+    assert!(
+        text.contains(&format!("X-Addrs: {DR_VIP}:80 {CLIENT}:")),
+        "the real server sees the client on the VIP: {text}"
+    );
+    assert!(
+        names.iter().all(|n| *n == name),
+        "one connection, one real server"
+    );
+    let (to_lb, received, sent) = (lb1 - lb0, rx1 - rx0, tx1 - tx0);
+    eprintln!("DR: client sent {sent}, received {received}; the balancer got {to_lb}");
+    assert!(received >= 200, "{received}");
+    // Through the balancer, it would have got the client's frames and the replies too.
+    // (Slack for health probe answers and neighbour traffic in the meantime.)
+    assert!(
+        to_lb < sent + 60,
+        "replies bypass the balancer: {to_lb} vs {sent}"
+    );
+}
+
+/// One HTTP exchange on `s`: the whole response and the body (the real server's name).
+fn exchange(s: &mut TcpStream) -> std::io::Result<(String, String)> {
+    s.write_all(b"GET / HTTP/1.1\r\nHost: vip\r\n\r\n")?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 512];
+    loop {
+        let n = s.read(&mut chunk)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        if let Some(body) = text.split("\r\n\r\n").nth(1)
+            && body.starts_with("rs")
+            && body.len() >= 3
+        {
+            let body = body.to_owned();
+            return Ok((text, body));
+        }
+    }
+}
+
+fn xdp_attached(ns: &str) -> bool {
+    let out = Command::new("ip")
+        .args(["-n", ns, "link", "show", "dev", "lb0"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).contains("xdp")
+}
+
+fn scenario(io: Io) {
     if !is_root() {
-        eprintln!("skipped: lb_netns needs root (network namespaces, AF_PACKET)");
+        eprintln!("skipped: lb_netns needs root (network namespaces, AF_PACKET, AF_XDP)");
         return;
     }
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -367,13 +573,14 @@ fn full_nat_through_af_packet_spreads_persists_and_follows_health() {
         vip(80, Protocol::Tcp, 80, None),
         vip(8080, Protocol::Tcp, 8080, Some(Duration::from_secs(60))),
         vip(53, Protocol::Udp, 5353, None),
+        dr_vip(),
     ] {
         let key = keys::vip(v.address, v.port, v.protocol);
         rt.block_on(store.put(&key, model::encode(&v), None))
             .unwrap();
     }
 
-    let mut lab = Lab::new();
+    let mut lab = Lab::new(io);
     for i in 0..3 {
         lab.start_real_server(i);
     }
@@ -388,11 +595,12 @@ fn full_nat_through_af_packet_spreads_persists_and_follows_health() {
             "lb",
         ])
         .args(["--store", "etcd://127.0.0.1:2379", "--interface", "lb0"])
+        .args(["--io", io.arg()])
         .args([
             "--local-address",
             SNAT,
             "--workers",
-            "2",
+            if io == Io::Xdp { "1" } else { "2" },
             "--metrics-listen",
             METRICS,
         ])
@@ -479,6 +687,12 @@ fn full_nat_through_af_packet_spreads_persists_and_follows_health() {
             reply.starts_with("rs") && reply.ends_with(&format!(":ping{i}")),
             "{reply}"
         );
+    }
+
+    // DR: MACs rewritten, replies straight to the client.
+    dr_exchanges(&lab);
+    if io == Io::Xdp {
+        assert!(xdp_attached(&lab.ns("lb")), "our XDP program is on lb0");
     }
 
     // Health: hold a connection open, kill another real server.
@@ -589,4 +803,12 @@ fn full_nat_through_af_packet_spreads_persists_and_follows_health() {
         "{text}"
     );
     assert!(text.contains("lb_addresses_down 1"), "{text}");
+
+    // SIGTERM: the balancer stops, and its XDP program leaves the interface with it.
+    let mut lb = lab.lb.take().unwrap();
+    // SAFETY: signalling our own child process.
+    unsafe { libc::kill(lb.id() as i32, libc::SIGTERM) };
+    let status = lb.wait().unwrap();
+    assert!(status.success(), "{status}");
+    assert!(!xdp_attached(&lab.ns("lb")), "no XDP program left on lb0");
 }

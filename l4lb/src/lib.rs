@@ -17,8 +17,8 @@
 //! - [`health::state`]: rise/fall hysteresis.
 //!
 //! Around it, and only there, the I/O:
-//! - [`io`]: the batch interface ([`io::Rx`], [`io::Tx`]) and its backends (AF_PACKET,
-//!   in-memory).
+//! - [`io`]: the batch interface ([`io::Rx`], [`io::Tx`]) and its backends (AF_XDP,
+//!   AF_PACKET, in-memory).
 //! - [`health`]: TCP/HTTP probes and the checker that writes health to the store.
 //! - [`server`]: store-fed snapshots, one worker thread per link, `/metrics` counters.
 

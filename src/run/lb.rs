@@ -5,26 +5,71 @@ use crate::config::{Config, LbConfig};
 use crate::shutdown::Shutdown;
 use anyhow::Context;
 use dataplane_common::clock::{Clock, SystemClock};
-use dataplane_common::store;
 use dataplane_common::telemetry::Telemetry;
+use dataplane_common::{node, store};
 use l4lb::health::{self, Probe, Thresholds};
 use l4lb::io::af_packet::{self, Fanout};
+use l4lb::io::xdp::{self, Attach, Program};
+use l4lb::io::{Rx, Tx};
 use l4lb::packet::Mac;
 use l4lb::server::{Server, Settings, neighbours};
-use l4lb::vips::Link;
+use l4lb::vips::{Link, Vips};
 use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often the XDP program's destinations are compared with the served snapshot.
+const DESTINATIONS_EVERY: Duration = Duration::from_millis(50);
 
 pub(crate) async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     let lb = &config.lb;
-    let url = config.store.url.as_deref().context("no store URL")?;
     let interface = lb.interface.as_deref().context("no interface")?;
     let (_, mac, mtu) = af_packet::interface(interface)
         .with_context(|| format!("cannot use interface {interface}"))?;
     let gateway = gateway(lb, interface)?;
-    let workers = lb
-        .workers
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
-    let links = open(lb, interface, mtu, workers)?;
+    match lb.io {
+        crate::cli::LbIo::AfPacket => {
+            let workers = lb
+                .workers
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+            let links = open(lb, interface, mtu, workers)?;
+            serve(&config, interface, mac, gateway, links, None, shutdown).await
+        }
+        crate::cli::LbIo::Xdp => {
+            let (program, links) = open_xdp(lb, interface)?;
+            serve(
+                &config,
+                interface,
+                mac,
+                gateway,
+                links,
+                Some(program),
+                shutdown,
+            )
+            .await
+        }
+    }
+}
+
+/// Opens the store, starts the balancer on `links` and runs until `shutdown`. With `program`
+/// (AF_XDP), keeps its destinations equal to the served VIPs and local addresses, and drops
+/// it (detaching it from the interface) after the workers stopped.
+async fn serve<R, T>(
+    config: &Config,
+    interface: &str,
+    mac: Mac,
+    gateway: Mac,
+    links: Vec<(R, T)>,
+    mut program: Option<Program>,
+    shutdown: Shutdown,
+) -> anyhow::Result<()>
+where
+    R: Rx + Send + 'static,
+    T: Tx + Send + 'static,
+{
+    let lb = &config.lb;
+    let url = config.store.url.as_deref().context("no store URL")?;
+    let workers = links.len();
     let store = store::open(url)
         .await
         .with_context(|| format!("cannot open the store {url}"))?;
@@ -63,7 +108,7 @@ pub(crate) async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()
             node: h.node_name.clone().unwrap_or_else(host_name),
         }),
     };
-    let server = Server::start(settings, links, store, &telemetry)
+    let server = Server::start(settings, links, Arc::clone(&store), &telemetry)
         .context("cannot start the balancer's workers")?;
     tracing::info!(%interface, ?mac, ?gateway, workers, %metrics, health = lb.health.is_some(), "lb balancing");
     let revision = server.synced().await;
@@ -72,11 +117,56 @@ pub(crate) async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()
         vips = server.vips().vips().len(),
         "store data loaded"
     );
+    // Registers this node under a lease (name, role, addresses, version, applied revision).
+    let _node = {
+        let mut r = node::Registration::new(format!("{}-lb", host_name()), node::Role::Lb);
+        (r.addresses.metrics, r.applied_revision) = (Some(metrics), Some(revision));
+        node::spawn(Arc::clone(&store), r, node::DEFAULT_TTL)
+    };
     telemetry.set_ready(true);
-    shutdown.wait().await;
+    let stop = shutdown.wait();
+    tokio::pin!(stop);
+    let mut served: Option<Arc<Vips>> = None;
+    loop {
+        if let Some(p) = program.as_mut() {
+            sync_destinations(p, &server, lb, &mut served);
+        }
+        tokio::select! {
+            () = &mut stop => break,
+            () = tokio::time::sleep(DESTINATIONS_EVERY), if program.is_some() => {}
+        }
+    }
     telemetry.set_ready(false);
     tokio::task::spawn_blocking(move || server.stop()).await?;
+    drop(program);
     Ok(())
+}
+
+/// Points the XDP program at the served snapshot's VIPs and the local addresses, when the
+/// snapshot changed since `served`.
+fn sync_destinations(
+    program: &mut Program,
+    server: &Server,
+    lb: &LbConfig,
+    served: &mut Option<Arc<Vips>>,
+) {
+    let vips = server.vips();
+    if served.as_ref().is_some_and(|s| Arc::ptr_eq(s, &vips)) {
+        return;
+    }
+    let addresses = vips
+        .vips()
+        .iter()
+        .map(|v| v.address.ip())
+        .chain(lb.local_addresses.iter().copied());
+    match program.set_destinations(addresses) {
+        Ok(changed) if changed > 0 => {
+            tracing::info!(changed, "XDP destinations follow the snapshot");
+        }
+        Ok(_) => {}
+        Err(e) => tracing::error!(error = %e, "cannot update the XDP destinations"),
+    }
+    *served = Some(vips);
 }
 
 /// The gateway's MAC: configured, or the default route's next hop in the neighbour table.
@@ -115,6 +205,21 @@ fn open(
             })
         })
         .collect()
+}
+
+/// Our XDP program on `interface` (native, else generic) and one AF_XDP socket on queue 0
+/// (zero-copy if the driver can, else copy).
+fn open_xdp(lb: &LbConfig, interface: &str) -> anyhow::Result<(Program, Vec<(xdp::Rx, xdp::Tx)>)> {
+    let mut program = Program::attach(interface, Attach::Auto).with_context(|| {
+        format!("cannot attach the XDP program to {interface} (this needs root, or CAP_BPF and CAP_NET_ADMIN)")
+    })?;
+    program
+        .set_destinations(lb.local_addresses.iter().copied())
+        .context("cannot set the XDP destinations")?;
+    let (rx, tx) = xdp::open(&xdp::Config::new(interface, 0), &program)
+        .with_context(|| format!("cannot open an AF_XDP socket on {interface} queue 0"))?;
+    tracing::info!(%interface, program = ?program.mode(), socket = ?rx.bind(), "AF_XDP");
+    Ok((program, vec![(rx, tx)]))
 }
 
 /// A per-process session table seed: collisions should not be choosable from outside.

@@ -7,11 +7,13 @@
 //!
 //! - [`mem`]: in-memory queues, for tests and benches.
 //! - [`af_packet`]: an `AF_PACKET` socket with a `TPACKET_V3` receive ring and a transmit ring.
-//!
-//! AF_XDP is not built yet.
+//! - [`xdp`]: an `AF_XDP` socket per queue (UMEM and four rings), fed by our own XDP program.
 
 pub mod af_packet;
 pub mod mem;
+#[cfg(test)]
+mod testing;
+pub mod xdp;
 
 use std::io;
 use std::time::Duration;

@@ -8,8 +8,9 @@
 //!   └───────────── health/<addr> ────────────┘
 //! ```
 //!
-//! [`Server::start`] takes the links already opened (any [`Rx`]/[`Tx`] pair: AF_PACKET in
-//! production, [`crate::io::mem`] in tests), so this module never opens a socket itself.
+//! [`Server::start`] takes the links already opened (any [`Rx`]/[`Tx`] pair: AF_PACKET or
+//! AF_XDP in production, [`crate::io::mem`] in tests), so this module never opens a socket
+//! itself.
 
 mod follow;
 mod metrics;

@@ -1,7 +1,9 @@
 //! One worker thread: receive a batch, run each frame through the datapath, send what it
 //! rewrote, flush once; sweep a slice of the session table; publish counters now and then.
-//! Frames the datapath passes are dropped: the balancer's interface is dedicated to it, and
-//! the host stack gets its own copy of every frame anyway (see [`crate::io::af_packet`]).
+//! Frames the datapath passes are dropped: the balancer's interface is dedicated to it; with
+//! AF_PACKET the host stack gets its own copy of every frame anyway
+//! ([`crate::io::af_packet`]), and with AF_XDP only frames to our addresses reach a worker,
+//! the rest going to the host ([`crate::io::xdp`]).
 
 use super::metrics::Published;
 use crate::datapath::{Datapath, Verdict};

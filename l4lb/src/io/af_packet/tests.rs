@@ -1,9 +1,9 @@
 use super::*;
+use crate::io::testing::Netns;
 use crate::io::{Rx as _, Tx as _};
 use crate::ports::Partition;
 use crate::testing;
 use std::net::SocketAddr;
-use std::process::Command;
 
 /// Runs a classic BPF program over `pkt` (the subset [`steering`] uses).
 fn run(prog: &[libc::sock_filter], pkt: &[u8]) -> u32 {
@@ -106,60 +106,6 @@ fn steering_sends_replies_to_the_port_owner_and_keeps_client_flows_together() {
     let mut arp = vec![0u8; 42];
     arp[12..14].copy_from_slice(&[0x08, 0x06]);
     assert_eq!(run(&steering(4, &local), &arp), 0);
-}
-
-/// A network namespace with a veth pair `veth-a`–`veth-b`, deleted on drop.
-struct Netns(String);
-
-impl Netns {
-    fn new() -> Option<Self> {
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
-            return None;
-        }
-        let name = format!("l4lb-afp-{}", std::process::id());
-        let ip = |args: &[&str]| {
-            let ok = Command::new("ip")
-                .args(args)
-                .status()
-                .is_ok_and(|s| s.success());
-            assert!(ok, "ip {args:?}");
-        };
-        let _ = Command::new("ip")
-            .args(["netns", "del", &name])
-            .stderr(std::process::Stdio::null())
-            .status();
-        ip(&["netns", "add", &name]);
-        let ns = Self(name);
-        ip(&[
-            "-n", &ns.0, "link", "add", "name", "veth-a", "type", "veth", "peer", "name", "veth-b",
-        ]);
-        ip(&["-n", &ns.0, "link", "set", "veth-a", "up"]);
-        ip(&["-n", &ns.0, "link", "set", "veth-b", "up"]);
-        Some(ns)
-    }
-
-    /// Runs `f` on a thread inside the namespace.
-    fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        let path = format!("/var/run/netns/{}", self.0);
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                let file = std::fs::File::open(&path).unwrap();
-                // SAFETY: `file` is an open netns file; this thread alone moves into it.
-                let ret = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-                assert_eq!(ret, 0, "setns: {}", io::Error::last_os_error());
-                f()
-            })
-            .join()
-            .unwrap()
-        })
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
 }
 
 #[test]
