@@ -264,31 +264,25 @@ pub fn spawn(
     stop: &Arc<AtomicBool>,
     handoff: Option<&Handoff>,
 ) -> io::Result<(SocketAddr, Vec<std::thread::JoinHandle<()>>)> {
-    let mut addr = addr;
-    let mut threads = Vec::with_capacity(workers);
-    for w in 0..workers {
-        let socket = bind(addr)?;
-        // With port 0, the first bind picks the port and the others share it.
-        addr = socket.local_addr()?;
-        let catalog = Arc::clone(catalog);
-        let (responder, limiter) = responders(w);
-        let worker_metrics = metrics.worker();
-        let stop = Arc::clone(stop);
-        let handoff = handoff.cloned();
-        let thread = std::thread::Builder::new()
-            .name(format!("dns-udp-{w}"))
-            .spawn(move || {
-                serve(
-                    &socket,
-                    &catalog,
-                    responder,
-                    limiter,
-                    &worker_metrics,
-                    &stop,
-                    handoff,
-                )
-            })?;
-        threads.push(thread);
-    }
-    Ok((addr, threads))
+    super::spawn_workers(
+        addr,
+        workers,
+        "dns-udp",
+        catalog,
+        responders,
+        metrics,
+        stop,
+        handoff,
+        |w| {
+            serve(
+                &w.socket,
+                &w.catalog,
+                w.responder,
+                w.limiter,
+                &w.metrics,
+                &w.stop,
+                w.handoff,
+            );
+        },
+    )
 }

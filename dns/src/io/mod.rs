@@ -206,3 +206,63 @@ impl WorkerMetrics {
         self.latency.observe_ns(ns);
     }
 }
+
+/// Everything one UDP worker thread owns.
+pub struct Worker {
+    /// Its own socket (SO_REUSEPORT on the shared address).
+    pub socket: std::net::UdpSocket,
+    /// The catalog it answers from.
+    pub catalog: Arc<dataplane_common::snapshot::Snapshot<crate::authority::Catalog>>,
+    /// Its responder (per-worker state: round robin, sticky picks, RNG).
+    pub responder: crate::respond::Responder,
+    /// Its rate limiter, when RRL is on.
+    pub limiter: Option<Limiter>,
+    /// Its counters.
+    pub metrics: WorkerMetrics,
+    /// Set when the server stops.
+    pub stop: Arc<std::sync::atomic::AtomicBool>,
+    /// Where cache misses go, when recursion is on.
+    pub handoff: Option<upstream::Handoff>,
+}
+
+/// Binds `workers` sockets on `addr` (the first bind picks the port when it is 0, the others
+/// share it) and runs `serve` with each on a thread named `{name}-{index}`. Both UDP
+/// backends start their workers through this.
+///
+/// # Errors
+/// When a socket cannot be bound or a thread cannot be started.
+#[allow(clippy::too_many_arguments)]
+pub fn spawn_workers(
+    addr: std::net::SocketAddr,
+    workers: usize,
+    name: &str,
+    catalog: &Arc<dataplane_common::snapshot::Snapshot<crate::authority::Catalog>>,
+    responders: impl Fn(usize) -> (crate::respond::Responder, Option<Limiter>),
+    metrics: &Metrics,
+    stop: &Arc<std::sync::atomic::AtomicBool>,
+    handoff: Option<&upstream::Handoff>,
+    serve: fn(Worker),
+) -> std::io::Result<(std::net::SocketAddr, Vec<std::thread::JoinHandle<()>>)> {
+    let mut addr = addr;
+    let mut threads = Vec::with_capacity(workers);
+    for w in 0..workers {
+        let socket = mmsg::bind(addr)?;
+        addr = socket.local_addr()?;
+        let (responder, limiter) = responders(w);
+        let worker = Worker {
+            socket,
+            catalog: Arc::clone(catalog),
+            responder,
+            limiter,
+            metrics: metrics.worker(),
+            stop: Arc::clone(stop),
+            handoff: handoff.cloned(),
+        };
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("{name}-{w}"))
+                .spawn(move || serve(worker))?,
+        );
+    }
+    Ok((addr, threads))
+}

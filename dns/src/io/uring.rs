@@ -205,33 +205,27 @@ pub fn spawn(
             "io_uring is not available on this kernel",
         ));
     }
-    let mut addr = addr;
-    let mut threads = Vec::with_capacity(workers);
-    for w in 0..workers {
-        let socket = super::mmsg::bind(addr)?;
-        addr = socket.local_addr()?;
-        let catalog = Arc::clone(catalog);
-        let (responder, limiter) = responders(w);
-        let worker_metrics = metrics.worker();
-        let stop = Arc::clone(stop);
-        let handoff = handoff.cloned();
-        threads.push(
-            std::thread::Builder::new()
-                .name(format!("dns-uring-{w}"))
-                .spawn(move || {
-                    if let Err(e) = serve(
-                        &socket,
-                        &catalog,
-                        responder,
-                        limiter,
-                        &worker_metrics,
-                        &stop,
-                        handoff,
-                    ) {
-                        tracing::error!(error = %e, "io_uring worker stopped");
-                    }
-                })?,
-        );
-    }
-    Ok((addr, threads))
+    super::spawn_workers(
+        addr,
+        workers,
+        "dns-uring",
+        catalog,
+        responders,
+        metrics,
+        stop,
+        handoff,
+        |w| {
+            if let Err(e) = serve(
+                &w.socket,
+                &w.catalog,
+                w.responder,
+                w.limiter,
+                &w.metrics,
+                &w.stop,
+                w.handoff,
+            ) {
+                tracing::error!(error = %e, "io_uring worker stopped");
+            }
+        },
+    )
 }
