@@ -53,12 +53,12 @@ pub(crate) async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()
         "http"
     };
     println!(
-        "  api      {scheme}://{http_addr}/api/v1   try: cargo run --bin dpctl -- records list   (OpenAPI: /api/openapi.json)"
+        "  api      {scheme}://{http_addr}/api/v1   try: cargo run -p control --bin dpctl -- records list   (OpenAPI: /api/openapi.json)"
     );
     println!(
         "  control  the Kubernetes watch is not started by up (no Kubernetes here): see `dataplane control`"
     );
-    println!("  l4lb     not built yet (see the l4lb issue)");
+    println!("  l4lb     not started by up (it needs an interface of its own): see `dataplane lb`");
     println!("Ctrl-C stops it.");
     telemetry.set_ready(true);
 
