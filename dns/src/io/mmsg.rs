@@ -2,10 +2,9 @@
 //! spreads clients over workers), up to [`BATCH`] queries per system call each way, buffers
 //! allocated once per worker. No allocation, lock or extra system call per query.
 
-use super::WorkerMetrics;
 use super::upstream::Handoff;
 use crate::authority::Catalog;
-use crate::respond::{Outcome, Responder, Transport};
+use crate::respond::Responder;
 use crate::rrl::Limiter;
 use dataplane_common::clock::{Clock, SystemClock};
 use dataplane_common::snapshot::Snapshot;
@@ -165,21 +164,9 @@ pub(crate) fn peer(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
 }
 
 /// Serves one socket until `stop` is set: receive a batch, answer it, send the replies.
-pub fn serve(
-    socket: &UdpSocket,
-    catalog: &Snapshot<Catalog>,
-    mut responder: Responder,
-    mut limiter: Option<Limiter>,
-    metrics: &WorkerMetrics,
-    stop: &AtomicBool,
-    handoff: Option<Handoff>,
-) {
+pub fn serve(worker: super::Worker) {
+    let (socket, catalog, stop, mut answerer) = worker.split();
     let fd = socket.as_raw_fd();
-    // Resolutions reply from a duplicate of this socket, so clients see the address they asked.
-    let reply_socket = handoff
-        .as_ref()
-        .and_then(|_| socket.try_clone().ok())
-        .map(Arc::new);
     let clock = SystemClock;
     let mut batch = Batch::new();
     while !stop.load(Ordering::Relaxed) {
@@ -210,32 +197,13 @@ pub fn serve(
             let Some(client) = peer(&batch.names[i]) else {
                 continue;
             };
-            let outcome = responder.handle_query(
+            if let Some(len) = answerer.answer(
                 &current,
                 now,
                 client,
-                Transport::Udp,
                 &batch.rx[i][..len],
                 &mut batch.tx[replies],
-            );
-            metrics.count(&outcome);
-            let query = &batch.rx[i][..len];
-            if let Some(h) = &handoff {
-                if let Outcome::Recurse { .. } = outcome {
-                    h.miss(client, query, reply_socket.as_ref());
-                } else if responder.poll_prefetch() {
-                    h.miss(client, query, None);
-                }
-            }
-            if let Outcome::Reply { len, .. } = outcome
-                && let Some(len) = metrics.limit(
-                    limiter.as_mut(),
-                    now,
-                    client.ip(),
-                    &mut batch.tx[replies],
-                    len,
-                )
-            {
+            ) {
                 batch.replies[replies] = (len, i);
                 replies += 1;
             }
@@ -247,7 +215,7 @@ pub fn serve(
             tracing::debug!(error = %e, "sendmmsg failed");
         }
         let elapsed = clock.now().saturating_duration_since(now);
-        metrics.batch_latency(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX));
+        answerer.batch_latency(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX));
     }
 }
 
@@ -265,24 +233,6 @@ pub fn spawn(
     handoff: Option<&Handoff>,
 ) -> io::Result<(SocketAddr, Vec<std::thread::JoinHandle<()>>)> {
     super::spawn_workers(
-        addr,
-        workers,
-        "dns-udp",
-        catalog,
-        responders,
-        metrics,
-        stop,
-        handoff,
-        |w| {
-            serve(
-                &w.socket,
-                &w.catalog,
-                w.responder,
-                w.limiter,
-                &w.metrics,
-                &w.stop,
-                w.handoff,
-            );
-        },
+        addr, workers, "dns-udp", catalog, responders, metrics, stop, handoff, serve,
     )
 }

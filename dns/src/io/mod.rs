@@ -207,6 +207,61 @@ impl WorkerMetrics {
     }
 }
 
+/// The per-query step both UDP backends share: answer into the caller's buffer, count,
+/// hand a cache miss (or a prefetch) to the resolver, apply rate limiting.
+pub struct Answerer {
+    responder: crate::respond::Responder,
+    limiter: Option<Limiter>,
+    metrics: WorkerMetrics,
+    handoff: Option<upstream::Handoff>,
+    /// Resolutions reply from a duplicate of the worker's socket, so clients see the address
+    /// they asked.
+    reply_socket: Option<Arc<std::net::UdpSocket>>,
+}
+
+impl Answerer {
+    /// Answers one UDP query from `client` into `out`; returns the length to send, if any.
+    #[inline]
+    pub fn answer(
+        &mut self,
+        catalog: &crate::authority::Catalog,
+        now: Instant,
+        client: std::net::SocketAddr,
+        query: &[u8],
+        out: &mut [u8],
+    ) -> Option<usize> {
+        let outcome = self.responder.handle_query(
+            catalog,
+            now,
+            client,
+            crate::respond::Transport::Udp,
+            query,
+            out,
+        );
+        self.metrics.count(&outcome);
+        if let Some(h) = &self.handoff {
+            if let Outcome::Recurse { .. } = outcome {
+                h.miss(client, query, self.reply_socket.as_ref());
+            } else if self.responder.poll_prefetch() {
+                h.miss(client, query, None);
+            }
+        }
+        match outcome {
+            Outcome::Reply { len, .. } => {
+                self.metrics
+                    .limit(self.limiter.as_mut(), now, client.ip(), out, len)
+            }
+            Outcome::Recurse { .. } | Outcome::Drop(_) => None,
+        }
+    }
+
+    /// Records one batch's latency.
+    #[inline]
+    pub fn batch_latency(&self, ns: u64) {
+        self.metrics.batch_latency(ns);
+    }
+}
+
 /// Everything one UDP worker thread owns.
 pub struct Worker {
     /// Its own socket (SO_REUSEPORT on the shared address).
@@ -223,6 +278,32 @@ pub struct Worker {
     pub stop: Arc<std::sync::atomic::AtomicBool>,
     /// Where cache misses go, when recursion is on.
     pub handoff: Option<upstream::Handoff>,
+}
+
+impl Worker {
+    /// The worker's socket, catalog and stop flag, and the answering step over the rest.
+    pub fn split(
+        self,
+    ) -> (
+        std::net::UdpSocket,
+        Arc<dataplane_common::snapshot::Snapshot<crate::authority::Catalog>>,
+        Arc<std::sync::atomic::AtomicBool>,
+        Answerer,
+    ) {
+        let reply_socket = self
+            .handoff
+            .as_ref()
+            .and_then(|_| self.socket.try_clone().ok())
+            .map(Arc::new);
+        let answerer = Answerer {
+            responder: self.responder,
+            limiter: self.limiter,
+            metrics: self.metrics,
+            handoff: self.handoff,
+            reply_socket,
+        };
+        (self.socket, self.catalog, self.stop, answerer)
+    }
 }
 
 /// Binds `workers` sockets on `addr` (the first bind picks the port when it is 0, the others

@@ -3,16 +3,15 @@
 //! sent from there; a completed send re-arms the slot's receive. One `io_uring_enter` reaps
 //! and submits many queries at once. Buffers are allocated once per worker.
 
-use super::WorkerMetrics;
 use super::upstream::Handoff;
 use crate::authority::Catalog;
-use crate::respond::{Outcome, Responder, Transport};
+use crate::respond::Responder;
 use crate::rrl::Limiter;
 use dataplane_common::clock::{Clock, SystemClock};
 use dataplane_common::snapshot::Snapshot;
 use io_uring::{IoUring, opcode, types};
 use std::io;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -99,21 +98,9 @@ impl Ring {
 ///
 /// # Errors
 /// When the ring cannot be set up (io_uring disabled or unsupported).
-pub fn serve(
-    socket: &UdpSocket,
-    catalog: &Snapshot<Catalog>,
-    mut responder: Responder,
-    mut limiter: Option<Limiter>,
-    metrics: &WorkerMetrics,
-    stop: &AtomicBool,
-    handoff: Option<Handoff>,
-) -> io::Result<()> {
+pub fn serve(worker: super::Worker) -> io::Result<()> {
+    let (socket, catalog, stop, mut answerer) = worker.split();
     let mut ring = Ring::new(socket.as_raw_fd())?;
-    // Resolutions reply from a duplicate of this socket, so clients see the address they asked.
-    let reply_socket = handoff
-        .as_ref()
-        .and_then(|_| socket.try_clone().ok())
-        .map(Arc::new);
     for i in 0..SLOTS {
         ring.arm_recv(i)?;
     }
@@ -153,22 +140,7 @@ pub fn serve(
                 continue;
             };
             let query = &slot.rx[..result as usize];
-            let outcome =
-                responder.handle_query(&current, now, client, Transport::Udp, query, &mut slot.tx);
-            metrics.count(&outcome);
-            if let Some(h) = &handoff {
-                if let Outcome::Recurse { .. } = outcome {
-                    h.miss(client, query, reply_socket.as_ref());
-                } else if responder.poll_prefetch() {
-                    h.miss(client, query, None);
-                }
-            }
-            let reply = match outcome {
-                Outcome::Reply { len, .. } => {
-                    metrics.limit(limiter.as_mut(), now, client.ip(), &mut slot.tx, len)
-                }
-                Outcome::Recurse { .. } | Outcome::Drop(_) => None,
-            };
+            let reply = answerer.answer(&current, now, client, query, &mut slot.tx);
             match reply {
                 Some(len) => ring.arm_send(i, len)?,
                 None => ring.arm_recv(i)?,
@@ -176,7 +148,7 @@ pub fn serve(
         }
         drop(current);
         let elapsed = clock.now().saturating_duration_since(now);
-        metrics.batch_latency(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX));
+        answerer.batch_latency(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX));
     }
     Ok(())
 }
@@ -215,15 +187,7 @@ pub fn spawn(
         stop,
         handoff,
         |w| {
-            if let Err(e) = serve(
-                &w.socket,
-                &w.catalog,
-                w.responder,
-                w.limiter,
-                &w.metrics,
-                &w.stop,
-                w.handoff,
-            ) {
+            if let Err(e) = serve(w) {
                 tracing::error!(error = %e, "io_uring worker stopped");
             }
         },
