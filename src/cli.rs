@@ -75,8 +75,12 @@ pub(crate) struct DnsArgs {
     #[arg(long)]
     pub(crate) metrics_listen: Option<SocketAddr>,
     /// UDP backend.
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, requires_if("xdp", "xdp_interface"))]
     pub(crate) io: Option<IoBackend>,
+    /// With `--io xdp`: the interface whose receive queues the workers serve, one worker per
+    /// queue (UDP to the listen address and port; the rest goes to the kernel).
+    #[arg(long, requires = "io", value_parser = dns::io::xdp::Interface::new)]
+    pub(crate) xdp_interface: Option<dns::io::xdp::Interface>,
     /// Resolve names outside the zones: iterate from the root, or forward.
     #[arg(long, value_enum)]
     pub(crate) recursion: Option<RecursionMode>,
@@ -98,6 +102,20 @@ pub(crate) struct DnsArgs {
     /// Ask each server for one label more than its zone (RFC 9156).
     #[arg(long)]
     pub(crate) qname_minimisation: bool,
+    /// Gossip membership.
+    #[command(flatten)]
+    pub(crate) gossip: GossipArgs,
+}
+
+/// Joining the gossip membership (SWIM over UDP); every daemon takes these.
+#[derive(Debug, Args)]
+pub(crate) struct GossipArgs {
+    /// Join the gossip membership on this UDP address, as the other nodes reach it.
+    #[arg(long)]
+    pub(crate) gossip: Option<SocketAddr>,
+    /// A gossip member to join besides those registered in the store; repeatable.
+    #[arg(long)]
+    pub(crate) gossip_seed: Vec<SocketAddr>,
 }
 
 /// How names outside the zones are resolved, on the command line.
@@ -139,6 +157,8 @@ pub(crate) enum IoBackend {
     Mmsg,
     /// io_uring.
     Uring,
+    /// AF_XDP on --xdp-interface (kernel bypass for UDP; needs root).
+    Xdp,
 }
 
 #[derive(Debug, Args)]
@@ -183,6 +203,13 @@ pub(crate) struct LbArgs {
     /// Probe with `GET PATH` (2xx/3xx passes) instead of a TCP connect.
     #[arg(long)]
     pub(crate) health_http_path: Option<String>,
+    /// With `--io xdp`: forward established flows in the XDP program itself, only new
+    /// flows and TCP SYN/FIN/RST reaching user space (default true; `=false` turns it off).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub(crate) xdp_fast_path: Option<bool>,
+    /// Gossip membership.
+    #[command(flatten)]
+    pub(crate) gossip: GossipArgs,
 }
 
 /// The packet I/O backend of `dataplane lb`.
@@ -244,4 +271,7 @@ pub(crate) struct ControlArgs {
     /// Client key for the Kubernetes etcd (--etcd-keyfile).
     #[arg(long)]
     pub(crate) kube_etcd_keyfile: Option<PathBuf>,
+    /// Gossip membership.
+    #[command(flatten)]
+    pub(crate) gossip: GossipArgs,
 }

@@ -22,6 +22,9 @@ pub(crate) struct Config {
     pub(crate) control: ControlConfig,
     pub(crate) api: ApiConfig,
     pub(crate) lb: LbConfig,
+    pub(crate) inspect: InspectConfig,
+    pub(crate) alert: control::alert::Config,
+    pub(crate) gossip: GossipConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -98,7 +101,8 @@ pub(crate) struct DnsConfig {
     pub(crate) fail_back: bool,
     /// The EDNS UDP payload size advertised and used at most.
     pub(crate) udp_payload: u16,
-    /// The UDP backend: `mmsg` (recvmmsg/sendmmsg) or `uring` (io_uring).
+    /// The UDP backend: `mmsg` (recvmmsg/sendmmsg), `uring` (io_uring) or
+    /// `{ xdp = "IFACE" }` (AF_XDP on that interface, one worker per queue).
     pub(crate) io: dns::io::Backend,
     /// Response rate limiting; off unless set.
     pub(crate) rrl: Option<RrlConfig>,
@@ -322,6 +326,8 @@ pub(crate) struct LbConfig {
     pub(crate) neighbour_refresh: std::time::Duration,
     /// Health checking of real servers; off unless set.
     pub(crate) health: Option<LbHealthConfig>,
+    /// With `io = "xdp"`: established flows forwarded by the XDP program itself.
+    pub(crate) xdp_fast_path: bool,
 }
 
 /// Health checks of real servers, written to the store.
@@ -356,6 +362,7 @@ impl Default for LbConfig {
             sessions_per_worker: 262_144,
             neighbour_refresh: std::time::Duration::from_secs(2),
             health: None,
+            xdp_fast_path: true,
         }
     }
 }
@@ -409,6 +416,54 @@ impl ApiConfig {
     }
 }
 
+/// `[inspect]`: the checks `dataplane control` runs (its share of them, spread over the
+/// live control nodes); on by default.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct InspectConfig {
+    /// Run the inspector.
+    pub(crate) enabled: bool,
+    /// Time between rounds (`2s`, `500ms`).
+    #[serde(deserialize_with = "lb_duration")]
+    pub(crate) interval: std::time::Duration,
+    /// A probe not answered within this fails.
+    #[serde(deserialize_with = "lb_duration")]
+    pub(crate) timeout: std::time::Duration,
+    /// Passes in a row that bring an address up.
+    pub(crate) rise: u32,
+    /// Failures in a row that take it down: a dead real server is marked down within
+    /// `interval x fall`.
+    pub(crate) fall: u32,
+    /// Probe real servers with `GET` of this path instead of a TCP connect.
+    pub(crate) http_path: Option<String>,
+    /// Names every DNS node must answer (A) with addresses of their record set.
+    pub(crate) dns_names: Vec<Name>,
+}
+
+impl Default for InspectConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            interval: std::time::Duration::from_secs(2),
+            timeout: std::time::Duration::from_secs(1),
+            rise: 2,
+            fall: 3,
+            http_path: None,
+            dns_names: Vec::new(),
+        }
+    }
+}
+
+/// `[gossip]`: the SWIM membership every daemon joins over UDP when `listen` is set.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct GossipConfig {
+    /// This node's gossip address (UDP), as the others reach it; off unless set.
+    pub(crate) listen: Option<SocketAddr>,
+    /// Members to join besides those registered in the store.
+    pub(crate) seeds: Vec<SocketAddr>,
+}
+
 /// A field that is wrong, and why.
 struct Invalid {
     field: &'static str,
@@ -423,6 +478,33 @@ fn invalid(field: &'static str, reason: impl Into<String>) -> Invalid {
 }
 
 impl Config {
+    /// The `[inspect]`, `[alert]` and `[gossip]` checks.
+    fn validate_observing(&self) -> Result<(), Invalid> {
+        let i = &self.inspect;
+        if i.rise == 0 || i.fall == 0 {
+            return Err(invalid("inspect.rise", "rise and fall must be at least 1"));
+        }
+        if i.interval.is_zero() || i.timeout.is_zero() {
+            return Err(invalid(
+                "inspect.interval",
+                "interval and timeout must be above 0",
+            ));
+        }
+        if i.http_path.as_ref().is_some_and(|p| !p.starts_with('/')) {
+            return Err(invalid("inspect.http_path", "must start with `/`"));
+        }
+        self.alert
+            .validate()
+            .map_err(|e| invalid("alert", e.to_string()))?;
+        if self.gossip.listen.is_some_and(|l| l.ip().is_unspecified()) {
+            return Err(invalid(
+                "gossip.listen",
+                "give the address the other nodes reach this one at, not 0.0.0.0 or ::",
+            ));
+        }
+        Ok(())
+    }
+
     /// The `[lb]` checks.
     fn validate_lb(&self, command: &Command) -> Result<(), Invalid> {
         let lb = &self.lb;
@@ -526,14 +608,21 @@ impl Config {
                     self.dns.metrics_listen = m;
                 }
                 self.merge_recursion(a);
+                self.merge_gossip(&a.gossip);
                 if let Some(io) = a.io {
                     self.dns.io = match io {
                         crate::cli::IoBackend::Mmsg => dns::io::Backend::Mmsg,
                         crate::cli::IoBackend::Uring => dns::io::Backend::Uring,
+                        // clap requires the interface with `--io xdp`.
+                        crate::cli::IoBackend::Xdp => match a.xdp_interface {
+                            Some(i) => dns::io::Backend::Xdp(i),
+                            None => self.dns.io,
+                        },
                     };
                 }
             }
             Command::Lb(a) => {
+                self.merge_gossip(&a.gossip);
                 if a.store.is_some() {
                     self.store.url.clone_from(&a.store);
                 }
@@ -556,6 +645,9 @@ impl Config {
                 if a.gateway_mac.is_some() {
                     lb.gateway_mac.clone_from(&a.gateway_mac);
                 }
+                if let Some(f) = a.xdp_fast_path {
+                    lb.xdp_fast_path = f;
+                }
                 if a.health_check && lb.health.is_none() {
                     lb.health = Some(LbHealthConfig::default());
                 }
@@ -570,6 +662,7 @@ impl Config {
                 }
             }
             Command::Control(a) => {
+                self.merge_gossip(&a.gossip);
                 if a.kube_etcd.is_some() {
                     self.control.kube_etcd.clone_from(&a.kube_etcd);
                 }
@@ -598,6 +691,16 @@ impl Config {
                     }
                 }
             }
+        }
+    }
+
+    /// Lays `--gossip` and `--gossip-seed` over `[gossip]`.
+    fn merge_gossip(&mut self, g: &crate::cli::GossipArgs) {
+        if g.gossip.is_some() {
+            self.gossip.listen = g.gossip;
+        }
+        if !g.gossip_seed.is_empty() {
+            self.gossip.seeds.clone_from(&g.gossip_seed);
         }
     }
 
@@ -752,6 +855,7 @@ impl Config {
                 "must start with `/`, like kube-apiserver's --etcd-prefix",
             ));
         }
+        self.validate_observing()?;
         self.validate_lb(command)?;
         match command {
             Command::Dns(_) => {
@@ -759,6 +863,12 @@ impl Config {
                     return Err(invalid(
                         "dns.listen",
                         "give at least one address (--listen 127.0.0.1:5353)",
+                    ));
+                }
+                if matches!(self.dns.io, dns::io::Backend::Xdp(_)) && self.dns.listen.len() > 1 {
+                    return Err(invalid(
+                        "dns.listen",
+                        "AF_XDP serves one address and port (the unspecified address serves all)",
                     ));
                 }
                 if self.dns.zone_files.is_empty()
@@ -867,6 +977,53 @@ mod tests {
     }
 
     #[test]
+    fn dns_over_xdp_needs_an_interface_and_serves_one_address() {
+        let zone = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/e2e.zone");
+        let args = cli(&[
+            "dns",
+            "--listen",
+            "192.0.2.1:53",
+            "--zone-file",
+            zone,
+            "--io",
+            "xdp",
+            "--xdp-interface",
+            "vs0",
+        ]);
+        let mut c = Config::default();
+        c.merge(&args);
+        let want = dns::io::xdp::Interface::new("vs0").unwrap();
+        assert_eq!(c.dns.io, dns::io::Backend::Xdp(want));
+        assert!(c.validate(&args.command).is_ok());
+        let parse =
+            |a: &[&str]| Cli::try_parse_from(std::iter::once("dataplane").chain(a.iter().copied()));
+        assert!(parse(&["dns", "--io", "xdp"]).is_err(), "no interface");
+        assert!(parse(&["dns", "--xdp-interface", "a/b", "--io", "xdp"]).is_err());
+        let two = cli(&[
+            "dns",
+            "--listen",
+            "192.0.2.1:53",
+            "--listen",
+            "192.0.2.2:53",
+            "--zone-file",
+            zone,
+            "--io",
+            "xdp",
+            "--xdp-interface",
+            "vs0",
+        ]);
+        let mut c = Config::default();
+        c.merge(&two);
+        assert_eq!(
+            c.validate(&two.command).err().map(|i| i.field),
+            Some("dns.listen")
+        );
+        let file = Config::parse("[dns]\nio = { xdp = \"eth1\" }\n").unwrap();
+        let eth1 = dns::io::xdp::Interface::new("eth1").unwrap();
+        assert_eq!(file.dns.io, dns::io::Backend::Xdp(eth1));
+    }
+
+    #[test]
     fn flags_override_the_file() {
         let mut c = Config::parse(
             "[dns]\nlisten = [\"127.0.0.1:1\"]\nworkers = 3\n[store]\nurl = \"embedded:/a\"\n",
@@ -903,5 +1060,48 @@ mod tests {
             c.validate(&none.command).err().map(|i| i.field),
             Some("dns.zone_files")
         );
+    }
+
+    #[test]
+    fn gossip_flags_and_observing_sections() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+        let mut c = Config::default();
+        assert!(c.inspect.enabled, "the inspector runs by default");
+        assert!(c.alert.receivers.is_empty(), "no delivery by default");
+        let args = cli(&[
+            "dns",
+            "--listen",
+            "127.0.0.1:5353",
+            "--store",
+            "embedded:/tmp/x",
+            "--gossip",
+            "127.0.0.1:7946",
+            "--gossip-seed",
+            "127.0.0.2:7946",
+            "--gossip-seed",
+            "127.0.0.3:7946",
+        ]);
+        c.merge(&args);
+        assert_eq!(c.gossip.listen, Some("127.0.0.1:7946".parse().unwrap()));
+        assert_eq!(c.gossip.seeds.len(), 2);
+        assert!(c.validate(&args.command).is_ok());
+        c.gossip.listen = Some("0.0.0.0:7946".parse().unwrap());
+        assert_eq!(
+            c.validate(&args.command).err().map(|i| i.field),
+            Some("gossip.listen")
+        );
+        let c = Config::parse("[inspect]\nfall = 0\n").unwrap();
+        assert_eq!(
+            c.validate(&args.command).err().map(|i| i.field),
+            Some("inspect.rise")
+        );
+        let c = Config::parse(
+            "[alert]\nevaluation_interval = \"1s\"\n[[alert.rules]]\nname = \"\"\nmetric = \"up\"\ncondition = { kind = \"absent\", over = \"1m\" }\n",
+        )
+        .unwrap();
+        let err = c.validate(&args.command).err().unwrap();
+        assert_eq!(err.field, "alert");
+        assert!(err.reason.contains("rules[0].name"), "{}", err.reason);
     }
 }

@@ -84,31 +84,41 @@ fn run_in<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Io {
     AfPacket,
+    /// AF_XDP with the XDP fast path (the default).
     Xdp,
+    /// AF_XDP without it: every frame to our addresses through user space.
+    XdpNoFastPath,
 }
 
 impl Io {
-    fn arg(self) -> &'static str {
+    fn args(self) -> &'static [&'static str] {
         match self {
-            Self::AfPacket => "af_packet",
-            Self::Xdp => "xdp",
+            Self::AfPacket => &["--io", "af_packet"],
+            Self::Xdp => &["--io", "xdp"],
+            Self::XdpNoFastPath => &["--io", "xdp", "--xdp-fast-path=false"],
         }
+    }
+
+    fn xdp(self) -> bool {
+        self != Self::AfPacket
     }
 }
 
 /// Turns TX checksum offload off on `dev` (in the calling thread's namespace), so the stack
 /// sends finished checksums (`ETHTOOL_STXCSUM`, as `ethtool -K dev tx off`).
 fn tx_checksum_off(dev: &str) {
+    const ETHTOOL_STXCSUM: u32 = 0x17;
+    ethtool_set(dev, ETHTOOL_STXCSUM, 0);
+}
+
+/// One ethtool "set a value" command on `dev`.
+fn ethtool_set(dev: &str, cmd: u32, data: u32) {
     #[repr(C)]
     struct EthtoolValue {
         cmd: u32,
         data: u32,
     }
-    const ETHTOOL_STXCSUM: u32 = 0x17;
-    let mut value = EthtoolValue {
-        cmd: ETHTOOL_STXCSUM,
-        data: 0,
-    };
+    let mut value = EthtoolValue { cmd, data };
     // SAFETY: plain old data; all zeroes is valid.
     let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
     for (d, s) in req.ifr_name.iter_mut().zip(dev.bytes()) {
@@ -123,7 +133,7 @@ fn tx_checksum_off(dev: &str) {
     let err = std::io::Error::last_os_error();
     // SAFETY: closing the socket made above.
     unsafe { libc::close(fd) };
-    assert_eq!(ret, 0, "ETHTOOL_STXCSUM {dev}: {err}");
+    assert_eq!(ret, 0, "ethtool {cmd:#x} {dev}: {err}");
 }
 
 /// A counter of `dev` in `ns` (`/sys/class/net/DEV/statistics/NAME`).
@@ -141,6 +151,8 @@ struct Lab {
     prefix: String,
     stop: Vec<(String, Arc<AtomicBool>)>,
     lb: Option<Child>,
+    /// The XDP program on p-lb (AF_XDP only), attached while this is open.
+    peer_xdp: Option<std::os::fd::OwnedFd>,
 }
 
 impl Lab {
@@ -148,16 +160,13 @@ impl Lab {
         format!("{}-{short}", self.prefix)
     }
 
-    fn new(io: Io) -> Self {
-        let tag = match io {
-            Io::AfPacket => "p",
-            Io::Xdp => "x",
-        };
+    fn new(io: Io, tag: &str) -> Self {
         let prefix = format!("dplb{}{tag}", std::process::id());
-        let lab = Self {
+        let mut lab = Self {
             prefix,
             stop: Vec::new(),
             lb: None,
+            peer_xdp: None,
         };
         let all = ["br", "cl", "lb", "rs1", "rs2", "rs3"];
         for n in all {
@@ -212,7 +221,7 @@ impl Lab {
             "nud",
             "permanent",
         ]);
-        if io == Io::Xdp {
+        if io.xdp() {
             run_in(&lab.ns("cl"), || tx_checksum_off("cl0"));
         }
         for (i, rs) in RS.iter().enumerate() {
@@ -220,7 +229,7 @@ impl Lab {
             let mac = format!("02:00:00:00:01:{:02x}", i + 1);
             link(&short, "eth0", &mac, &format!("{rs}/24"));
             let rs_ns = lab.ns(&short);
-            if io == Io::Xdp {
+            if io.xdp() {
                 run_in(&rs_ns, || tx_checksum_off("eth0"));
             }
             // DR: the VIP on lo, never announced nor answered for in ARP; the client is
@@ -297,6 +306,12 @@ impl Lab {
                 "nud",
                 "permanent",
             ]);
+        }
+        if io.xdp() {
+            // The fast path's XDP_TX frames reach the bridge only if lb0's peer has an XDP
+            // program too (l4lb::fastpath::peer).
+            let link = run_in(&lab.ns("br"), || l4lb::fastpath::peer::attach_pass("p-lb"));
+            lab.peer_xdp = Some(link.expect("an XDP program on p-lb"));
         }
         lab
     }
@@ -491,6 +506,11 @@ fn full_nat_and_dr_through_af_xdp_spread_persist_and_follow_health() {
     scenario(Io::Xdp);
 }
 
+#[test]
+fn full_nat_and_dr_through_af_xdp_without_the_fast_path() {
+    scenario(Io::XdpNoFastPath);
+}
+
 /// One DR exchange after another on one keep-alive connection to the DR VIP: the real
 /// server sees the client's own address on the VIP (MACs rewritten, nothing else), and its
 /// replies reach the client without crossing the balancer.
@@ -561,11 +581,16 @@ fn xdp_attached(ns: &str) -> bool {
     String::from_utf8_lossy(&out.stdout).contains("xdp")
 }
 
-fn scenario(io: Io) {
-    if !is_root() {
-        eprintln!("skipped: lb_netns needs root (network namespaces, AF_PACKET, AF_XDP)");
-        return;
-    }
+/// A running lab: etcd with the VIPs, the namespaces, real servers and the balancer, up and
+/// answering curl through the VIP. Fields drop in order: the lab before etcd.
+struct Up {
+    lab: Lab,
+    store: Etcd,
+    rt: tokio::runtime::Runtime,
+    _etcd: EtcdServer,
+}
+
+fn up(io: Io, tag: &str) -> Up {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let etcd = rt.block_on(EtcdServer::start());
     let store = rt.block_on(Etcd::connect(&[etcd.endpoint()])).unwrap();
@@ -580,7 +605,7 @@ fn scenario(io: Io) {
             .unwrap();
     }
 
-    let mut lab = Lab::new(io);
+    let mut lab = Lab::new(io, tag);
     for i in 0..3 {
         lab.start_real_server(i);
     }
@@ -595,12 +620,12 @@ fn scenario(io: Io) {
             "lb",
         ])
         .args(["--store", "etcd://127.0.0.1:2379", "--interface", "lb0"])
-        .args(["--io", io.arg()])
+        .args(io.args())
         .args([
             "--local-address",
             SNAT,
             "--workers",
-            if io == Io::Xdp { "1" } else { "2" },
+            if io.xdp() { "1" } else { "2" },
             "--metrics-listen",
             METRICS,
         ])
@@ -654,6 +679,31 @@ fn scenario(io: Io) {
         ["rs1", "rs2", "rs3"].contains(&body.as_str()),
         "curl through the VIP: `{body}`"
     );
+    Up {
+        lab,
+        store,
+        rt,
+        _etcd: etcd,
+    }
+}
+
+fn scenario(io: Io) {
+    if !is_root() {
+        eprintln!("skipped: lb_netns needs root (network namespaces, AF_PACKET, AF_XDP)");
+        return;
+    }
+    let tag = match io {
+        Io::AfPacket => "p",
+        Io::Xdp => "x",
+        Io::XdpNoFastPath => "s",
+    };
+    // Declared last, the lab is dropped first (the balancer and namespaces before etcd).
+    let Up {
+        _etcd,
+        rt,
+        store,
+        mut lab,
+    } = up(io, tag);
 
     // Maglev over many client ports: every real server gets some.
     let spread = tally(&connections(&lab, 80, 30));
@@ -691,7 +741,7 @@ fn scenario(io: Io) {
 
     // DR: MACs rewritten, replies straight to the client.
     dr_exchanges(&lab);
-    if io == Io::Xdp {
+    if io.xdp() {
         assert!(xdp_attached(&lab.ns("lb")), "our XDP program is on lb0");
     }
 
@@ -811,4 +861,157 @@ fn scenario(io: Io) {
     let status = lb.wait().unwrap();
     assert!(status.success(), "{status}");
     assert!(!xdp_attached(&lab.ns("lb")), "no XDP program left on lb0");
+}
+
+/// The balancer's /metrics text.
+fn scrape(lab: &Lab) -> String {
+    let out = Command::new("ip")
+        .args(["netns", "exec", &lab.ns("lb"), "curl", "-s"])
+        .arg(format!("http://{METRICS}/metrics"))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The value of `series` (name and labels, as printed) in a scrape; 0 when absent.
+fn metric(text: &str, series: &str) -> u64 {
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .parse::<f64>()
+                .ok()
+        })
+        .map_or(0, |v| v as u64)
+}
+
+/// Frames the real servers received.
+fn received_by_real_servers(lab: &Lab) -> u64 {
+    ["rs1", "rs2", "rs3"]
+        .iter()
+        .map(|r| link_counter(&lab.ns(r), "eth0", "rx_packets"))
+        .sum()
+}
+
+/// Closes `s` with a RST instead of a FIN (`SO_LINGER` on, zero seconds).
+fn reset(s: TcpStream) {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: `linger` is a valid `struct linger` for the call's duration; `s` is open.
+    let ret = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            std::ptr::from_ref(&linger).cast(),
+            size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(ret, 0);
+    drop(s);
+}
+
+#[test]
+fn fast_path_forwards_established_flows_in_the_kernel() {
+    if !is_root() {
+        eprintln!("skipped: lb_netns needs root (network namespaces, AF_XDP)");
+        return;
+    }
+    // `up` has already had curl go through the VIP with the fast path on.
+    let Up {
+        _etcd,
+        rt: _rt,
+        store: _store,
+        lab,
+    } = up(Io::Xdp, "f");
+    let vip_packets = format!("lb_packets_total{{vip=\"{VIP}:80/tcp\"}}");
+    let before = scrape(&lab);
+    let user = |m: &str| {
+        metric(m, "lb_frames_total{verdict=\"tx\"}")
+            + metric(m, "lb_frames_total{verdict=\"pass\"}")
+    };
+    let rs_before = received_by_real_servers(&lab);
+
+    // One keep-alive connection, 300 exchanges; and 100 UDP echoes from one socket.
+    const EXCHANGES: usize = 300;
+    let (held, names) = run_in(&lab.ns("cl"), || {
+        let vip = SocketAddr::new(VIP.parse().unwrap(), 80);
+        let mut s = TcpStream::connect_timeout(&vip, Duration::from_secs(2)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let names: Vec<String> = (0..EXCHANGES).map(|_| get(&mut s).unwrap()).collect();
+        let u = UdpSocket::bind("0.0.0.0:0").unwrap();
+        u.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        for i in 0..100 {
+            u.send_to(format!("ping{i}").as_bytes(), (VIP, 53)).unwrap();
+            let mut buf = [0u8; 64];
+            let n = u.recv(&mut buf).unwrap();
+            assert!(String::from_utf8_lossy(&buf[..n]).ends_with(&format!(":ping{i}")));
+        }
+        (s, names)
+    });
+    assert!(
+        names.iter().all(|n| *n == names[0]),
+        "one connection, one real server"
+    );
+    // The counters come back from the kernel within a poll interval (1 s).
+    std::thread::sleep(Duration::from_millis(1500));
+    let after = scrape(&lab);
+    let fast = metric(&after, "lb_fast_path_packets_total{}")
+        - metric(&before, "lb_fast_path_packets_total{}");
+    let through_user = user(&after) - user(&before);
+    let at_real_servers = received_by_real_servers(&lab) - rs_before;
+    let counted = metric(&after, &vip_packets) - metric(&before, &vip_packets);
+    eprintln!(
+        "fast path: {fast} packets in the kernel, {through_user} through user space; \
+         the real servers received {at_real_servers}; the VIP counted {counted}"
+    );
+    // 300 requests and 300 answers, 100 datagrams each way: all but the first few in XDP.
+    assert!(fast >= 2 * EXCHANGES as u64 + 190, "{fast}");
+    assert!(through_user < 20, "{through_user}");
+    assert!(
+        at_real_servers >= EXCHANGES as u64 + 100,
+        "{at_real_servers}"
+    );
+    assert!(
+        counted >= 2 * EXCHANGES as u64,
+        "the VIP's counters include the kernel's: {counted}"
+    );
+    assert!(metric(&after, "lb_fast_path_sessions_total{event=\"install\"}") >= 2);
+
+    // FIN and RST go through user space and close their sessions: the closed timeout (10 s)
+    // later both are gone, fast path entries and all, though their last ACKs went by in the
+    // kernel.
+    let removed = |m: &str| metric(m, "lb_fast_path_sessions_total{event=\"remove\"}");
+    let removed_before = removed(&after);
+    let reset_one = run_in(&lab.ns("cl"), || {
+        let vip = SocketAddr::new(VIP.parse().unwrap(), 80);
+        let mut s = TcpStream::connect_timeout(&vip, Duration::from_secs(2)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        get(&mut s).unwrap();
+        get(&mut s).unwrap();
+        s
+    });
+    drop(held);
+    reset(reset_one);
+    let mut gone = false;
+    for _ in 0..100 {
+        std::thread::sleep(Duration::from_millis(250));
+        let m = scrape(&lab);
+        if removed(&m) >= removed_before + 2
+            && metric(&m, "lb_active_sessions{vip=\"203.0.113.10:80/tcp\"}") == 0
+        {
+            gone = true;
+            break;
+        }
+    }
+    assert!(
+        gone,
+        "closed sessions expire with their entries:\n{}",
+        scrape(&lab)
+    );
+    // And new connections still go through.
+    let again = tally(&connections(&lab, 80, 5));
+    assert!(again.keys().all(|k| k.starts_with("rs")), "{again:?}");
 }

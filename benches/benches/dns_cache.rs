@@ -5,6 +5,7 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use dataplane_common::clock::{Clock, SystemClock};
 use dns::authority::Catalog;
 use dns::recursor::cache::{Cache, Entry, Settings};
+use dns::recursor::metrics::Metrics;
 use dns::recursor::{Acl, Front};
 use dns::respond::{Options, Outcome, Responder, Transport};
 use dns::wire::message::{Rr, TYPE_A, TYPE_CNAME};
@@ -58,10 +59,8 @@ fn bench(c: &mut Criterion) {
             .expect("bench entry encodes");
         cache.insert(now, e);
     }
-    let front = Front {
-        cache,
-        allow: Arc::new(Acl::default()),
-    };
+    let metrics = Metrics::unregistered();
+    let front = Front::new(cache, Arc::new(Acl::default()), &metrics).worker();
     let catalog = Catalog::build(Vec::new(), &HashSet::new());
     let client: SocketAddr = "10.1.2.3:5353".parse().expect("addr");
     let queries: Vec<Vec<u8>> = names.iter().map(|n| query(n)).collect();

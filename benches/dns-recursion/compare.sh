@@ -6,6 +6,7 @@
 # runs alone, pinned to CPU 1, one worker/thread; the harness's measure.sh warms it up (which
 # fills the cache: the query file loops many times) and then loads it with dnsperf on CPU 0.
 # The authoritative server is idle once the caches are warm.
+# IO=uring runs ours on its io_uring backend (default: recvmmsg/sendmmsg).
 # Needs: a release build, ../../../shared/bench/dns (install-peers.sh: unbound, dnsperf).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -14,6 +15,7 @@ BENCH=${BENCH:-$ROOT/../shared/bench/dns}
 BIN=${DATAPLANE:-$ROOT/target/release/dataplane}
 WORK=${WORK:-/tmp/dns-recursion-bench}
 ROUNDS=${ROUNDS:-2}
+IO=${IO:-mmsg}
 export DURATION=${DURATION:-15} WARMUP=${WARMUP:-5}
 mkdir -p "$WORK"
 DATA="$WORK/data"
@@ -27,7 +29,7 @@ sleep 1
 
 start_ours() {
   taskset -c 1 "$BIN" --log-level warn dns --listen 127.0.0.1:$PR --workers 1 --metrics-listen 127.0.0.1:0 \
-    --recursion forward --forward ".=127.0.0.1:$PA" --allow-recursion 127.0.0.0/8 >/dev/null 2>&1 &
+    --io "$IO" --recursion forward --forward ".=127.0.0.1:$PA" --allow-recursion 127.0.0.0/8 >/dev/null 2>&1 &
   RPID=$!
 }
 

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Packets forwarded per LB CPU-second on veth: `dataplane lb` on AF_XDP and on AF_PACKET, side
-# by side with the kernel's own DNAT (nftables `dnat to numgen random mod 3 map {...}` plus
+# Packets forwarded per LB CPU-second on veth: `dataplane lb` on AF_XDP with its XDP fast path
+# (established flows forwarded by the XDP program, XDP_TX), on AF_XDP without it and on
+# AF_PACKET, side by side with the kernel's own DNAT (nftables `dnat to numgen random mod 3 map {...}` plus
 # SNAT, as kube-proxy's nftables mode balances a Service, with full-NAT's source rewrite), on
 # one namespace topology, in one run. Not a test: it prints a table.
 #
-#   cargo build --release -p dataplane && sudo benches/lb/compare.sh
+#   cargo build --release -p dataplane -p benches --bin dataplane --bin xdp-pass && sudo benches/lb/compare.sh
 #   SECS=5 SOCKETS=256 RATE=150000 BIN=target/release/dataplane benches/lb/compare.sh
 #
 # Topology (as tests/lb_netns.rs): client, lb and three real servers on one bridge; the
@@ -25,6 +26,20 @@
 # Forwarded = rx_packets on the real servers' eth0. TX checksum offload is off on the client
 # (AF_XDP frames carry no "checksum not finished" flag).
 #
+# The fast path row: each flow's first datagram goes through user space, which installs the
+# flow in the program's map; the rest never leaves the kernel. Its XDP_TX frames go into the
+# veth peer (p-lb), which takes them only if it runs an XDP program of its own (the kernel
+# schedules the peer's NAPI from XDP_TX only then: see l4lb::fastpath::peer), so for that row
+# `xdp-pass` holds an XDP_PASS program on p-lb. That peer work (the pass program, building the
+# skb, steering it to CPU 0) runs on CPU 1 and is counted in that row's LB CPU-s: a veth cost
+# that a physical NIC transmitting the frame does not have.
+#
+# Caveat: /proc/stat busy time is sampled at the timer tick unless the kernel has
+# CONFIG_IRQ_TIME_ACCOUNTING (or VIRT_CPU_ACCOUNTING_GEN). With tick sampling, short bursts of
+# softirq work (the paced load, nftables most of all) are over- or under-counted: repeat the
+# run and look at the spread before reading a ratio (`lb-xdp-cost` times the fast path's
+# program alone, which this does not affect).
+#
 # Needs root, iproute2, nftables (nft), ethtool, etcd + etcdctl, curl, rustc.
 set -euo pipefail
 
@@ -33,6 +48,7 @@ SOCKETS=${SOCKETS:-256}
 RATE=${RATE:-150000}   # offered packets/s: below what saturates CPU 1 on a 2-core box
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=${BIN:-$ROOT/target/release/dataplane}
+PASS=${PASS:-$(dirname "$BIN")/xdp-pass}
 LB_CPU=1
 LOAD_CPU=0
 P=lbb$$
@@ -46,7 +62,8 @@ NS=(br cl lb rs1 rs2 rs3)
 PIDS=()
 
 [ "$(id -u)" -eq 0 ] || { echo "compare.sh: needs root (namespaces, XDP)" >&2; exit 1; }
-[ -x "$BIN" ] || { echo "compare.sh: build first: cargo build --release -p dataplane" >&2; exit 1; }
+[ -x "$BIN" ] && [ -x "$PASS" ] || {
+  echo "compare.sh: build first: cargo build --release -p dataplane -p benches --bin dataplane --bin xdp-pass" >&2; exit 1; }
 for c in ip nft ethtool etcd etcdctl curl rustc taskset; do
   command -v $c >/dev/null || { echo "compare.sh: $c is missing" >&2; exit 1; }
 done
@@ -133,16 +150,17 @@ measure() { # name [lb-pid]
   ROWS+=("$name ${out%% *} $((f1 - f0)) $((e1 - e0)) $((i1 - i0)) $((a1 - a0)) $((p1 - p0))")
 }
 
-start_lb() { # io
+start_lb() { # io [more flags]
+  local io=$1; shift
   taskset -c $LB_CPU ip netns exec "$P-lb" "$BIN" lb --store etcd://127.0.0.1:23790 \
-    --interface lb0 --io "$1" --workers 1 --local-address $SNAT --gateway-mac $CLIENT_MAC \
-    --metrics-listen 127.0.0.1:9155 >"$TMP/lb-$1.log" 2>&1 &
+    --interface lb0 --io "$io" --workers 1 --local-address $SNAT --gateway-mac $CLIENT_MAC \
+    --metrics-listen 127.0.0.1:9155 "$@" >"$TMP/lb-$io.log" 2>&1 &
   LB_PID=$!
   for _ in $(seq 100); do
     nsx lb curl -s -m 1 http://127.0.0.1:9155/metrics 2>/dev/null | grep -q '^lb_vips 1' && return 0
     sleep 0.1
   done
-  echo "compare.sh: the balancer ($1) did not come up:" >&2; cat "$TMP/lb-$1.log" >&2; exit 1
+  echo "compare.sh: the balancer ($io) did not come up:" >&2; cat "$TMP/lb-$io.log" >&2; exit 1
 }
 stop_lb() { kill "$LB_PID"; wait "$LB_PID" || true; LB_PID=; }
 
@@ -171,20 +189,37 @@ nsx lb sh -c 'echo 0 > /proc/sys/net/ipv4/ip_forward'
 start_lb af_packet
 measure dataplane-af_packet "$LB_PID"
 stop_lb
-start_lb xdp
+start_lb xdp --xdp-fast-path=false
 measure dataplane-af_xdp "$LB_PID"
 stop_lb
+ip netns exec "$P-br" "$PASS" p-lb >"$TMP/xdp-pass.log" 2>&1 &
+PASS_PID=$!
+PIDS+=($PASS_PID)
+for _ in $(seq 50); do grep -q xdp-pass "$TMP/xdp-pass.log" && break; sleep 0.1; done
+start_lb xdp --xdp-fast-path=true
+measure dataplane-xdp+fast "$LB_PID"
+FAST=$(nsx lb curl -s http://127.0.0.1:9155/metrics | awk '/^lb_fast_path_packets_total/ { print $2 }')
+stop_lb
+kill "$PASS_PID"
 
 echo
 echo "veth, 64-byte UDP frames from $SOCKETS source ports at $RATE/s, ${SECS}s per row"
 echo "LB CPU-s = cpu$LB_CPU busy time; net = minus the baseline's; proc-s = our process alone"
-printf '%-20s %9s %9s %7s %8s %8s %8s %10s %13s\n' mode sent forwarded csumerr LB-CPU-s net-s proc-s fwd/s fwd/net-CPU-s
+echo "sirq+proc = cpu$LB_CPU irq + softirq time minus the baseline's, plus proc-s: the packet work"
+echo "  alone (XDP, netfilter, the sockets' rings and our process), blind to other processes"
+echo "  that a shared machine runs on cpu$LB_CPU (they inflate LB CPU-s, not this)"
+echo "fast path: ${FAST:-0} packets forwarded by the XDP program itself (warm-up included)"
+printf '%-20s %9s %9s %7s %8s %8s %8s %10s %13s %9s %13s\n' mode sent forwarded csumerr LB-CPU-s net-s proc-s fwd/s fwd/net-CPU-s sirq+proc fwd/sirq+proc
 base=
+base_irq=
 for row in "${ROWS[@]}"; do
-  read -r name sent fwd cerr _irq busy proc <<<"$row"
+  read -r name sent fwd cerr irq busy proc <<<"$row"
   [ -n "$base" ] || base=$busy
-  awk -v n="$name" -v s="$sent" -v f="$fwd" -v e="$cerr" -v b="$busy" -v p="$proc" -v z="$base" -v hz="$HZ" -v secs="$SECS" 'BEGIN {
-    cpu = b / hz; net = (b - z) / hz
-    printf "%-20s %9d %9d %7d %8.2f %8.2f %8.2f %10.0f %13.0f\n", n, s, f, e, cpu, net, p / hz, f / secs, (net > 0 ? f / net : 0)
+  [ -n "$base_irq" ] || base_irq=$irq
+  awk -v n="$name" -v s="$sent" -v f="$fwd" -v e="$cerr" -v b="$busy" -v p="$proc" -v z="$base" \
+    -v i="$irq" -v zi="$base_irq" -v hz="$HZ" -v secs="$SECS" 'BEGIN {
+    cpu = b / hz; net = (b - z) / hz; work = (i - zi + p) / hz
+    printf "%-20s %9d %9d %7d %8.2f %8.2f %8.2f %10.0f %13.0f %9.2f %13.0f\n", n, s, f, e, cpu, net, p / hz, f / secs,
+      (net > 0 ? f / net : 0), work, (work > 0 ? f / work : 0)
   }'
 done

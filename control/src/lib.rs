@@ -25,7 +25,6 @@ pub mod api;
 pub mod inspect;
 pub mod kube;
 pub mod leader;
-pub mod membership;
 pub mod publish;
 pub mod translate;
 pub mod watch;
@@ -34,7 +33,7 @@ use dataplane_common::model::{MAX_TTL, Name, Soa, Zone};
 use dataplane_common::store::{Revision, Store};
 use dataplane_common::telemetry::Telemetry;
 use prometheus_client::metrics::counter::Counter;
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -144,28 +143,46 @@ pub async fn run(
         leader::Metrics::register(telemetry),
     )
     .run(leader_tx, stop_rx);
-    tokio::pin!(elector, shutdown);
+    // A task of its own: a long publish (a first sync of 600,000 keys) must not stop the
+    // lease keep-alives, or leadership is lost in the middle of it.
+    let mut elector = AbortOnDrop(tokio::spawn(elector));
+    tokio::pin!(shutdown);
 
-    let mut translations: BTreeMap<ServiceKey, Translation> = BTreeMap::new();
+    let mut desired = publish::DesiredState::new();
+    // Services changed before both prefixes were listed: translated once, when they are.
+    let mut pending: BTreeSet<ServiceKey> = BTreeSet::new();
+    // Keys whose desired value changed since the last publish.
+    let mut dirty: BTreeSet<Arc<str>> = BTreeSet::new();
     let mut leading = false;
-    let mut dirty = false;
     let mut retry = false;
     let mut elector_done = false;
     info!(node = %settings.node_name, kube_prefix = %settings.kube_prefix, domain = %settings.cluster_domain, "control started");
     loop {
         tokio::select! {
             () = &mut shutdown => break,
-            () = &mut elector, if !elector_done => {
+            _ = &mut elector.0, if !elector_done => {
                 elector_done = true;
                 warn!("leader election ended unexpectedly; this node will not publish");
                 leading = false;
             }
             update = watch.next() => {
-                for key in &update.changed {
-                    retranslate(&watch, key, &options, &mut translations, &translate_errors);
+                pending.extend(update.changed);
+                if update.relisted {
+                    // A relist may hide what happened meanwhile: reconcile the store in full.
+                    publisher.invalidate();
                 }
-                debug!(revision = update.revision, changed = update.changed.len(), "Kubernetes changes applied");
-                dirty |= !update.changed.is_empty();
+                if watch.is_synced() {
+                    let changed = pending.len();
+                    for key in std::mem::take(&mut pending) {
+                        let translation = translate_one(&watch, &key, &options, &translate_errors);
+                        let changes = desired.set(&key.0, &key.1, translation.as_ref());
+                        for c in &changes.conflicts {
+                            warn!(conflict = %c, "two Services want one key");
+                        }
+                        dirty.extend(changes.keys);
+                    }
+                    debug!(revision = update.revision, changed, dirty = dirty.len(), "Kubernetes changes applied");
+                }
             }
             Ok(()) = leader_rx.changed() => {
                 let fence = *leader_rx.borrow_and_update();
@@ -175,30 +192,32 @@ pub async fn run(
                     // A new leader reconciles in full: the store may have moved meanwhile.
                     publisher.invalidate();
                     seed_zones(&publisher, &settings.cluster_domain, settings.ttl).await;
-                    dirty = true;
                 }
             }
-            // Any other event publishes too; this only makes sure a failure is retried.
-            () = tokio::time::sleep(RETRY_DELAY), if retry => {
-                retry = false;
-                dirty = true;
-            }
+            () = tokio::time::sleep(RETRY_DELAY), if retry => retry = false,
         }
-        if dirty && leading && watch.is_synced() {
-            let (desired, conflicts) = publish::desired(translations.values());
-            for c in &conflicts {
-                warn!(conflict = %c, "two Services want one key");
-            }
-            match publisher.publish(&desired).await {
+        let due = publisher.needs_reconcile() || !dirty.is_empty();
+        if due && !retry && leading && watch.is_synced() {
+            match publisher.publish(&desired, &mut dirty).await {
                 Ok(stats) => {
-                    dirty = false;
-                    if stats.puts + stats.deletes > 0 {
-                        info!(
-                            puts = stats.puts,
-                            deletes = stats.deletes,
-                            keys = desired.len(),
-                            "published"
-                        );
+                    if stats.full || stats.puts + stats.deletes > 0 {
+                        let level_info = stats.full || stats.puts + stats.deletes > 100;
+                        if level_info {
+                            info!(
+                                puts = stats.puts,
+                                deletes = stats.deletes,
+                                keys = desired.len(),
+                                full = stats.full,
+                                "published"
+                            );
+                        } else {
+                            debug!(
+                                puts = stats.puts,
+                                deletes = stats.deletes,
+                                keys = desired.len(),
+                                "published"
+                            );
+                        }
                     }
                 }
                 Err(e) => {
@@ -210,35 +229,42 @@ pub async fn run(
     }
     stop_tx.send_replace(true);
     if !elector_done {
-        elector.await;
+        let _ = (&mut elector.0).await;
     }
     info!(node = %settings.node_name, "control stopped");
     Ok(())
 }
 
-/// Translates one Service again (or forgets it when it is gone).
-fn retranslate(
+/// A task that ends with its owner: when [`run`] is dropped (its node crashed, as tests
+/// make it), the elector must stop renewing the lease too, or no other node takes over.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Translates one Service; `None` when it is gone or cannot be translated (it then
+/// contributes nothing).
+fn translate_one(
     watch: &Watch,
     key: &ServiceKey,
     options: &translate::Options,
-    translations: &mut BTreeMap<ServiceKey, Translation>,
     errors: &Counter,
-) {
-    let Some(svc) = watch.cluster().services().get(key) else {
-        translations.remove(key);
-        return;
-    };
+) -> Option<Translation> {
+    let svc = watch.cluster().services().get(key)?;
     match translate::service(svc, &watch.cluster().slices_of(key), options) {
         Ok(t) => {
             for w in &t.warnings {
                 warn!(namespace = %key.0, service = %key.1, "{w}");
             }
-            translations.insert(key.clone(), t);
+            Some(t)
         }
         Err(e) => {
             errors.inc();
             warn!(error = %e, "skipping a Service that cannot be translated");
-            translations.remove(key);
+            None
         }
     }
 }

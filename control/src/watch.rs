@@ -216,6 +216,8 @@ pub struct Update {
     pub changed: BTreeSet<ServiceKey>,
     /// The Kubernetes etcd revision of the batch.
     pub revision: Revision,
+    /// Whether the batch came from a (re)list rather than the watch.
+    pub relisted: bool,
 }
 
 /// Follows both prefixes and keeps the [`Cluster`] view.
@@ -285,6 +287,7 @@ impl Watch {
         let mut update = Update {
             changed: BTreeSet::new(),
             revision: batch.revision,
+            relisted: batch.relisted,
         };
         for event in &batch.events {
             match self.cluster.apply(resource, prefix, event) {

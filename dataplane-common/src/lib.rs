@@ -8,15 +8,21 @@
 //! - [`clock`]: the only place that reads the OS clock.
 //! - [`health`]: rise/fall hysteresis and TCP/HTTP probes (l4lb's checker, control's inspection).
 //! - [`node`]: a node's registration in the store, under a lease.
+//! - [`packet_io`]: the batch frame interface and its backends (AF_XDP, AF_PACKET, in-memory),
+//!   for l4lb and dns's AF_XDP path.
+//! - [`membership`]: SWIM gossip membership over UDP (foca), joined by every node.
 //! - [`zonefile`]: RFC 1035 master files into zones and record sets (dns serves them, dpctl
 //!   imports them).
 //!
-//! Nothing here does packet work or protocol logic; that lives in the crate that owns it.
+//! No protocol logic lives here (packet I/O moves frames; the crates that own a protocol
+//! decide what to do with them).
 
 pub mod clock;
 pub mod health;
+pub mod membership;
 pub mod model;
 pub mod node;
+pub mod packet_io;
 pub mod snapshot;
 pub mod store;
 pub mod telemetry;

@@ -4,8 +4,9 @@
 //!
 //! [`Registration`] is the stored object (PURE, validated like every model object);
 //! [`spawn`] writes it and keeps the lease alive in a tokio task. The gossip membership
-//! (control's `membership`) tells the nodes about each other faster than the lease does;
-//! the registration is what the rest (API, inspection, `dpctl`) reads.
+//! ([`crate::membership`]) tells the nodes about each other faster than the lease does;
+//! the registration is what the rest (API, inspection, `dpctl`) reads, and where a node
+//! joining gossip finds its seeds (`addresses.gossip`).
 
 use crate::model::{self, Validate, ValidationError, keys};
 use crate::store::{LeaseId, Revision, Store, StoreError};
@@ -128,19 +129,46 @@ pub struct Registrar {
     updates: watch::Sender<Registration>,
     lease: watch::Receiver<Option<LeaseId>>,
     task: tokio::task::JoinHandle<()>,
+    followers: Vec<tokio::task::JoinHandle<()>>,
     store: Arc<dyn Store>,
 }
 
 impl Drop for Registrar {
     fn drop(&mut self) {
         self.task.abort();
+        for f in &self.followers {
+            f.abort();
+        }
     }
 }
 
 impl Registrar {
-    /// Changes what is registered (e.g. a new applied revision); written at once.
+    /// Changes what is registered (e.g. a new applied revision). Written at once, or
+    /// [`MIN_WRITE_GAP`] after the previous write; changes made meanwhile are written
+    /// together (only the latest registration is).
     pub fn update(&self, change: impl FnOnce(&mut Registration)) {
         self.updates.send_modify(change);
+    }
+
+    /// Keeps `applied_revision` equal to what `applied` says (a server's revision of its
+    /// served snapshot, sent once per swap), until the registrar is dropped.
+    pub fn follow_applied(&mut self, mut applied: watch::Receiver<Option<Revision>>) {
+        let updates = self.updates.clone();
+        self.followers.push(tokio::spawn(async move {
+            loop {
+                let revision = *applied.borrow_and_update();
+                if revision.is_some() {
+                    updates.send_if_modified(|r| {
+                        let changed = r.applied_revision != revision;
+                        r.applied_revision = revision;
+                        changed
+                    });
+                }
+                if applied.changed().await.is_err() {
+                    return;
+                }
+            }
+        }));
     }
 
     /// Waits until the registration is in the store (the first write succeeded).
@@ -179,9 +207,14 @@ pub fn spawn(store: Arc<dyn Store>, registration: Registration, ttl: Duration) -
         updates,
         lease,
         task,
+        followers: Vec::new(),
         store,
     }
 }
+
+/// The least time between two writes of a changing registration: a node applying many
+/// snapshots a second writes its registration a few times a second at most.
+pub const MIN_WRITE_GAP: Duration = Duration::from_millis(200);
 
 async fn keep(
     store: Arc<dyn Store>,
@@ -229,6 +262,8 @@ async fn hold(
                 }
                 let (key, value) = write(&updates.borrow_and_update());
                 store.put(&key, value, Some(lease)).await?;
+                // What changes meanwhile is written once, after the gap.
+                tokio::time::sleep(MIN_WRITE_GAP).await;
             }
         }
     }
@@ -282,5 +317,45 @@ mod tests {
         assert_eq!(applied, Some(7));
         r.leave().await;
         assert_eq!(store.get(&keys::node("lb-1")).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn applied_revisions_are_followed_and_their_writes_coalesced() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(
+            crate::store::Embedded::open(dir.path())
+                .await
+                .expect("embedded store"),
+        );
+        let mut r = spawn(
+            Arc::clone(&store),
+            Registration::new("dns-1", Role::Dns),
+            Duration::from_secs(5),
+        );
+        r.registered().await;
+        let (tx, rx) = watch::channel(None);
+        r.follow_applied(rx);
+        // A burst of swaps, as a flapping health state would cause.
+        for revision in 1..=200 {
+            tx.send_replace(Some(revision));
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let mut last = None;
+        for _ in 0..200 {
+            let kv = store.get(&keys::node("dns-1")).await.unwrap().unwrap();
+            let applied = model::decode::<Registration>(&kv.value)
+                .unwrap()
+                .applied_revision;
+            last = Some((applied, kv.version));
+            if applied == Some(200) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let (applied, writes) = last.unwrap();
+        assert_eq!(applied, Some(200));
+        // 200 swaps over about 200 ms (or more, on a loaded machine) are a few writes: one
+        // per MIN_WRITE_GAP, not one per swap.
+        assert!(writes < 40, "{writes} writes for 200 swaps");
     }
 }

@@ -3,15 +3,17 @@
 //! With recursion on, the workers share one cache and hand misses to one resolver task
 //! ([`crate::io::upstream`]).
 //!
-//! The catalog is rebuilt off the hot path whenever the store changes (changes that arrive
-//! within [`COALESCE`] go into one rebuild) and swapped in whole: a query sees the old
-//! catalog or the new one, never half of an update. When the store is unreachable the last
-//! good catalog goes on being served.
+//! The catalog is updated off the hot path whenever the store changes (changes that arrive
+//! within [`COALESCE`] go into one update) and swapped in whole: a query sees the old
+//! catalog or the new one, never half of an update. A few changed record sets are patched
+//! into a copy that shares every other name with the served catalog
+//! ([`Catalog::patched`]); zone changes and large batches rebuild it. When the store is
+//! unreachable the last good catalog goes on being served.
 
 use crate::authority::Catalog;
-use crate::io::upstream::{Handoff, Resolver};
+use crate::io::upstream::Resolver;
 use crate::io::{self, Metrics};
-use crate::recursor::{Cache, Front};
+use crate::recursor::Cache;
 use crate::respond::{Options, Responder};
 use crate::source::{self, Inputs, LoadError};
 use dataplane_common::clock::{Clock, SystemClock};
@@ -21,6 +23,7 @@ use dataplane_common::store::{FollowerMetrics, Revision, Store, Typed};
 use dataplane_common::telemetry::Telemetry;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -30,8 +33,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 use tokio::sync::watch;
 
-/// Changes arriving this close together are applied in one rebuild.
-pub const COALESCE: Duration = Duration::from_millis(5);
+/// Changes arriving this close together are applied in one update. Short: a patch costs
+/// well under a millisecond, so waiting longer only delays the answer.
+pub const COALESCE: Duration = Duration::from_millis(1);
 
 /// What the server serves and how.
 #[derive(Debug, Clone)]
@@ -84,6 +88,7 @@ struct CatalogMetrics {
     outside: Gauge,
     revision: Gauge,
     rebuilds: Counter,
+    patches: Counter,
     build_micros: Gauge,
 }
 
@@ -112,8 +117,13 @@ impl CatalogMetrics {
             m.rebuilds.clone(),
         );
         telemetry.register(
+            "dns_catalog_patches",
+            "Catalog updates that copied only the changed names' shards instead of rebuilding.",
+            m.patches.clone(),
+        );
+        telemetry.register(
             "dns_catalog_build_microseconds",
-            "How long the last catalog build took.",
+            "How long the last catalog build or patch took.",
             m.build_micros.clone(),
         );
         m
@@ -208,14 +218,12 @@ impl Server {
         // Recursion: one cache for every worker, one resolver task fed by a miss queue.
         let recursion = settings.recursion.clone().map(|r| {
             let cache = Arc::new(Cache::new(r.cache.clone(), seed_base().rotate_left(7)));
-            let front = Front {
-                cache: Arc::clone(&cache),
-                allow: Arc::new(r.allow.clone()),
-            };
-            let resolver = Resolver::new(r, cache, settings.options.udp_payload);
+            let resolver = Resolver::new(r, cache, settings.options.udp_payload, telemetry);
+            let front = resolver.front();
             let (tx, rx) = tokio::sync::mpsc::channel(io::upstream::QUEUE);
             tokio::spawn(Arc::clone(&resolver).serve(rx, shutdown()));
-            (front, resolver, Handoff::new(tx))
+            let handoff = resolver.handoff(tx);
+            (front, resolver, handoff)
         });
         let front = recursion.as_ref().map(|(f, _, _)| f.clone());
         let handoff = recursion.as_ref().map(|(_, _, h)| h.clone());
@@ -232,7 +240,7 @@ impl Server {
                 options.clone(),
             );
             if let Some(f) = &worker_front {
-                responder = responder.with_recursion(f.clone());
+                responder = responder.with_recursion(f.worker());
             }
             (responder, rrl.map(|r| crate::rrl::Limiter::new(r, epoch)))
         };
@@ -251,6 +259,16 @@ impl Server {
                 ),
                 io::Backend::Uring => io::uring::spawn(
                     addr,
+                    settings.workers,
+                    &catalog,
+                    &responders,
+                    &metrics,
+                    &stop,
+                    handoff.as_ref(),
+                ),
+                io::Backend::Xdp(interface) => io::xdp::spawn(
+                    addr,
+                    interface,
                     settings.workers,
                     &catalog,
                     &responders,
@@ -333,6 +351,12 @@ impl Server {
         rev.unwrap_or(0)
     }
 
+    /// The store revision of each snapshot swapped in (None before the first): for the
+    /// node's registration.
+    pub fn applied(&self) -> watch::Receiver<Option<Revision>> {
+        self.synced.clone()
+    }
+
     /// Stops answering: the TCP listener and store follower at once, the UDP workers within
     /// their poll interval (this waits for them).
     pub fn stop(self) {
@@ -385,48 +409,142 @@ async fn follow(
         () = &mut shutdown => return,
         _ = async { tokio::join!(zones.next(), records.next(), health.next()) } => {}
     }
+    let mut changes = Changes {
+        full: true,
+        ..Changes::default()
+    };
     loop {
-        inputs.zones.clone_from(zones.objects());
-        inputs.records.clone_from(records.objects());
-        inputs.health.clone_from(health.objects());
         let revision = zones
             .revision()
             .max(records.revision())
             .max(health.revision());
-        let (built, returned) = {
-            let m = metrics.clone();
-            tokio::task::spawn_blocking(move || {
-                let c = build(&inputs, &m);
-                (c, inputs)
-            })
-            .await
-            .expect("invariant: catalog building does not panic")
+        let patched = if changes.full || changes.records.len() > patch_limit(&inputs) {
+            None
+        } else {
+            patch(
+                &catalog.load_full(),
+                &mut inputs,
+                &records,
+                &health,
+                &changes,
+                &metrics,
+            )
         };
-        inputs = returned;
-        catalog.store(built);
-        if let Some(release) = release_memory {
-            release();
+        match patched {
+            Some(next) => catalog.store(next),
+            None => {
+                inputs.zones.clone_from(zones.objects());
+                inputs.records.clone_from(records.objects());
+                inputs.health.clone_from(health.objects());
+                inputs.index();
+                let (built, returned) = {
+                    let m = metrics.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let c = build(&inputs, &m);
+                        (c, inputs)
+                    })
+                    .await
+                    .expect("invariant: catalog building does not panic")
+                };
+                inputs = returned;
+                catalog.store(built);
+                if let Some(release) = release_memory {
+                    release();
+                }
+            }
         }
         metrics.revision.set(revision);
         let _ = synced.send(Some(revision));
-        tracing::debug!(revision, "catalog swapped in");
+        tracing::debug!(
+            revision,
+            patched = changes.records.len(),
+            "catalog swapped in"
+        );
 
         // Wait for a change, then gather whatever else arrives within COALESCE.
+        changes = Changes::default();
         tokio::select! {
             () = &mut shutdown => return,
-            _ = zones.next() => {}
-            _ = records.next() => {}
-            _ = health.next() => {}
+            _ = zones.next() => changes.full = true,
+            (keys, _) = records.next() => changes.records.extend(keys),
+            _ = health.next() => changes.health = true,
         }
         let deadline = tokio::time::sleep(COALESCE);
         tokio::pin!(deadline);
         loop {
             tokio::select! {
                 () = &mut deadline => break,
-                _ = zones.next() => {}
-                _ = records.next() => {}
-                _ = health.next() => {}
+                _ = zones.next() => changes.full = true,
+                (keys, _) = records.next() => changes.records.extend(keys),
+                _ = health.next() => changes.health = true,
             }
         }
     }
+}
+
+/// What changed in the store since the catalog was last swapped in.
+#[derive(Debug, Default)]
+struct Changes {
+    /// Zones changed (or nothing is built yet): rebuild.
+    full: bool,
+    /// Record set keys changed.
+    records: BTreeSet<String>,
+    /// Health changed: a new down-set.
+    health: bool,
+}
+
+/// Beyond this many changed record sets a rebuild is cheaper than patching them one by one.
+fn patch_limit(inputs: &Inputs) -> usize {
+    (inputs.records.len() / 4).max(1024)
+}
+
+/// `served` with `changes` applied, sharing every untouched node with it; `None` when a
+/// change needs a rebuild (the inputs are then rebuilt from the followers in full).
+fn patch(
+    served: &Catalog,
+    inputs: &mut Inputs,
+    records: &Typed<RecordSet>,
+    health: &Typed<Health>,
+    changes: &Changes,
+    metrics: &CatalogMetrics,
+) -> Option<Catalog> {
+    let started = SystemClock.now();
+    let mut edits = Vec::new();
+    let mut served_sets = metrics.record_sets.get();
+    let mut outside = metrics.outside.get();
+    for key in &changes.records {
+        let count = |inputs: &Inputs, key: &str| match inputs.records.get(key) {
+            Some(set) if in_zone(served, set) => (1, 0),
+            Some(_) => (0, 1),
+            None => (0, 0),
+        };
+        let (was_in, was_out) = count(inputs, key);
+        for slot in inputs.set_record(key, records.objects().get(key).cloned()) {
+            edits.push(inputs.edit(served, &slot).ok()?);
+        }
+        let (is_in, is_out) = count(inputs, key);
+        served_sets += is_in - was_in;
+        outside += is_out - was_out;
+    }
+    let mut next = served.patched(edits.into_iter().flatten().collect())?;
+    if changes.health {
+        inputs.health.clone_from(health.objects());
+        next = next.with_down(&inputs.down());
+    }
+    metrics.record_sets.set(served_sets);
+    metrics.outside.set(outside);
+    metrics.patches.inc();
+    metrics.build_micros.set(
+        SystemClock
+            .now()
+            .saturating_duration_since(started)
+            .as_micros() as i64,
+    );
+    Some(next)
+}
+
+fn in_zone(catalog: &Catalog, set: &RecordSet) -> bool {
+    let mut owner = Vec::with_capacity(set.name.wire_len());
+    crate::wire::name::encode(&set.name, &mut owner);
+    catalog.find_index(&owner).is_some()
 }

@@ -10,6 +10,10 @@
 //! 2. [`Datapath::handle_timeout`] once per batch (or timer tick) with a slot budget, to
 //!    sweep expired sessions.
 //! 3. [`Datapath::set_vips`] whenever a new snapshot is published; sessions survive it.
+//! 4. With the XDP fast path ([`Config::fast_path`]): after each batch and sweep,
+//!    [`Datapath::take_fast_path_intents`], carried out in order by the I/O edge, which hands
+//!    what it read back to [`Datapath::fast_path_report`] and [`Datapath::fast_path_removed`]
+//!    ([`crate::fastpath`]).
 //!
 //! # What a frame goes through
 //! - A client packet (client → VIP:port) hits the client index, or, for a VIP, creates a
@@ -41,8 +45,11 @@ use crate::vips::{Picker, Vips};
 use dataplane_common::model::ForwardingMode;
 use std::sync::Arc;
 
+mod fast;
 #[cfg(test)]
 mod tests;
+
+pub use fast::FastPathStats;
 
 /// What to do with a frame after [`Datapath::handle_frame`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +75,8 @@ pub struct Config {
     pub persistence_capacity: u32,
     /// The scheduler hash seed: the same on every balancer, so they all agree.
     pub flow_seed: u64,
+    /// The XDP fast path, when the I/O edge has one ([`crate::fastpath`]).
+    pub fast_path: Option<crate::fastpath::Config>,
 }
 
 impl Default for Config {
@@ -78,6 +87,7 @@ impl Default for Config {
             table: table::Config::default(),
             persistence_capacity: 65_536,
             flow_seed: 0,
+            fast_path: None,
         }
     }
 }
@@ -93,6 +103,7 @@ pub struct Datapath {
     ports: LocalPorts,
     counters: Counters,
     flow_seed: u64,
+    fast: Option<fast::FastPath>,
 }
 
 /// Counts a session gone (expired, evicted, replaced).
@@ -131,6 +142,7 @@ impl Datapath {
             ports: LocalPorts::new(partition, vips.local().len()),
             counters: Counters::new(vips.vips().len(), vips.real_servers().len()),
             flow_seed: config.flow_seed,
+            fast: config.fast_path.map(|c| fast::FastPath::new(c, 0)),
             vips,
         }
     }
@@ -170,11 +182,15 @@ impl Datapath {
     /// Sweeps up to `max_slots` session slots for expired sessions at `now_ticks`; returns
     /// how many were removed.
     pub fn handle_timeout(&mut self, now_ticks: u64, max_slots: u32) -> u32 {
-        let counters = &mut self.counters;
-        let n = self.table.sweep(tick::truncate(now_ticks), max_slots, |s| {
-            account_gone(counters, s)
-        });
-        counters.expired += u64::from(n);
+        let now = tick::truncate(now_ticks);
+        let n = if self.fast.is_some() {
+            self.fast_sweep(now, max_slots)
+        } else {
+            let counters = &mut self.counters;
+            self.table
+                .sweep(now, max_slots, |s| account_gone(counters, s))
+        };
+        self.counters.expired += u64::from(n);
         n
     }
 
@@ -216,9 +232,14 @@ impl Datapath {
             }
         }
         self.counters = counters;
+        let fast = &mut self.fast;
         self.table.for_each_mut(|s| {
+            let before = *s;
             s.vip = map(&vip_map, s.vip);
             s.real_server = map(&real_map, s.real_server);
+            if let Some(f) = fast.as_mut() {
+                f.remapped(&old, new, &before, s);
+            }
         });
         self.persist
             .remap(|v, r| match (map(&vip_map, v), map(&real_map, r)) {
@@ -243,6 +264,7 @@ impl Datapath {
         let s = self.table.remove(id);
         self.counters.expired += 1;
         account_gone(&mut self.counters, &s);
+        self.fast_gone(&s);
     }
 
     fn handle_flow(
@@ -360,6 +382,8 @@ impl Datapath {
             bytes: 0,
             state,
             mode: vip.mode,
+            fast: false,
+            folded: crate::fastpath::Totals::default(),
         };
         let inserted = match self.table.insert(now, session) {
             Ok(i) => i,
@@ -369,6 +393,7 @@ impl Datapath {
         if let Some(evicted) = inserted.evicted {
             self.counters.evicted += 1;
             account_gone(&mut self.counters, &evicted);
+            self.fast_gone(&evicted);
         }
         for c in [
             self.counters.vips.get_mut(vi as usize),
@@ -417,6 +442,7 @@ impl Datapath {
             },
         }
         count(&mut self.counters, vip, rs, bytes);
+        self.fast_install(id);
         Verdict::Tx
     }
 
@@ -446,6 +472,7 @@ impl Datapath {
         let link = *self.vips.link();
         rewrite::set_macs(frame, link.mac, link.gateway);
         count(&mut self.counters, vip, rs, bytes);
+        self.fast_install(id);
         Verdict::Tx
     }
 

@@ -14,6 +14,8 @@
 //! - [`counters`]: per-worker, per-VIP and per-real-server counters.
 //! - [`vips`]: the immutable snapshot of VIPs, real servers, health and SNAT addresses.
 //! - [`datapath`]: one frame in, one [`Verdict`] out.
+//! - [`fastpath`]: established flows forwarded by the XDP program itself; the datapath asks
+//!   for its map entries as intents.
 //! - [`health::state`]: rise/fall hysteresis.
 //!
 //! Around it, and only there, the I/O:
@@ -25,6 +27,7 @@
 pub mod counters;
 pub mod datapath;
 pub mod drop;
+pub mod fastpath;
 pub mod flow;
 pub mod health;
 pub mod io;

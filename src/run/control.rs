@@ -1,10 +1,13 @@
 //! `dataplane control`: Kubernetes Services and EndpointSlices from the cluster's etcd into
-//! records and VIPs in the project's store.
+//! records and VIPs in the project's store; beside it, the inspector (`[inspect]`), the
+//! alert loop (`[alert]`) and, with `[gossip] listen`, the gossip membership.
 
 use super::http;
 use crate::config::Config;
 use crate::shutdown::Shutdown;
 use anyhow::Context;
+use dataplane_common::clock::{Clock, SystemClock};
+use dataplane_common::health::{Probe, Thresholds};
 use dataplane_common::store::{self, Etcd, Store, TlsFiles};
 use dataplane_common::telemetry::Telemetry;
 use std::sync::Arc;
@@ -64,6 +67,7 @@ pub(crate) async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()
     let settings = settings(&config)?;
     tracing::info!(kube = %kube_url, store = %url, %metrics, api = %api_addr, node = %settings.node_name, "control starting");
     telemetry.set_ready(true);
+    let gossip = super::gossip::join(&config, Some(&*store), &telemetry, &shutdown).await?;
     // Registers this node under a lease (name, role, addresses, version).
     let _node = {
         let mut r = dataplane_common::node::Registration::new(
@@ -71,10 +75,60 @@ pub(crate) async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()
             dataplane_common::node::Role::Control,
         );
         (r.addresses.metrics, r.addresses.service) = (Some(metrics), vec![api_addr]);
+        r.addresses.gossip = gossip.as_ref().map(|g| g.addr);
         dataplane_common::node::spawn(Arc::clone(&store), r, dataplane_common::node::DEFAULT_TTL)
     };
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    if config.inspect.enabled {
+        let live = gossip.as_ref().map(|g| g.live.clone());
+        tokio::spawn(control::inspect::run::run(
+            inspect_settings(&config, &settings.node_name),
+            Arc::clone(&store),
+            Arc::clone(&clock),
+            live,
+            shutdown.clone().wait(),
+        ));
+    }
+    // Delivery is off while `[alert]` names no receiver; the alerts are still evaluated
+    // and published for the API.
+    tokio::spawn(control::alert::run::run(
+        config.alert.clone(),
+        settings.node_name.clone(),
+        Arc::clone(&store),
+        clock,
+        shutdown.clone().wait(),
+    ));
+    tracing::info!(
+        inspect = config.inspect.enabled,
+        interval = ?config.inspect.interval,
+        receivers = config.alert.receivers.len(),
+        rules = config.alert.rules.len(),
+        "inspection and alerting started"
+    );
     control::run(settings, kube, store, &telemetry, shutdown.wait()).await?;
+    if let Some(g) = gossip {
+        g.join().await;
+    }
     Ok(())
+}
+
+/// `[inspect]` as the inspector's settings, run as `node`.
+fn inspect_settings(config: &Config, node: &str) -> control::inspect::run::Settings {
+    let i = &config.inspect;
+    control::inspect::run::Settings {
+        node: node.to_owned(),
+        interval: i.interval,
+        timeout: i.timeout,
+        thresholds: Thresholds {
+            rise: i.rise,
+            fall: i.fall,
+        },
+        probe: i
+            .http_path
+            .clone()
+            .map_or(Probe::Tcp, |path| Probe::Http { path }),
+        dns_names: i.dns_names.clone(),
+    }
 }
 
 /// The control plane's settings from the config.

@@ -35,20 +35,28 @@ pub(crate) async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()
     tracing::info!(addrs = ?server.addrs, %metrics, workers = workers(&config.dns), io = ?config.dns.io, "dns answering");
     let revision = server.synced().await;
     tracing::info!(revision, "store data loaded");
-    // Registers this node under a lease (name, role, addresses, version, applied revision).
+    let gossip = super::gossip::join(&config, store.as_deref(), &telemetry, &shutdown).await?;
+    // Registers this node under a lease (name, role, addresses, version, applied revision),
+    // its applied revision following every catalog swapped in.
     let _node = store.map(|s| {
         let mut r = dataplane_common::node::Registration::new(
             format!("{}-dns", dataplane_common::node::host_name("dataplane")),
             dataplane_common::node::Role::Dns,
         );
         (r.addresses.metrics, r.addresses.service) = (Some(metrics), server.addrs.clone());
-        r.applied_revision = Some(revision);
-        dataplane_common::node::spawn(s, r, dataplane_common::node::DEFAULT_TTL)
+        (r.applied_revision, r.addresses.gossip) =
+            (Some(revision), gossip.as_ref().map(|g| g.addr));
+        let mut node = dataplane_common::node::spawn(s, r, dataplane_common::node::DEFAULT_TTL);
+        node.follow_applied(server.applied());
+        node
     });
     telemetry.set_ready(true);
     shutdown.wait().await;
     telemetry.set_ready(false);
     tokio::task::spawn_blocking(move || server.stop()).await?;
+    if let Some(g) = gossip {
+        g.join().await;
+    }
     Ok(())
 }
 

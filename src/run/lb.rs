@@ -7,9 +7,11 @@ use anyhow::Context;
 use dataplane_common::clock::{Clock, SystemClock};
 use dataplane_common::telemetry::Telemetry;
 use dataplane_common::{node, store};
+use l4lb::fastpath::Flows;
 use l4lb::health::{self, Probe, Thresholds};
-use l4lb::io::af_packet::{self, Fanout};
-use l4lb::io::xdp::{self, Attach, Program};
+use l4lb::io::af_packet;
+use l4lb::io::steering;
+use l4lb::io::xdp::{self, Attach, Filter, Program};
 use l4lb::io::{Rx, Tx};
 use l4lb::packet::Mac;
 use l4lb::server::{Server, Settings, neighbours};
@@ -26,6 +28,7 @@ pub(crate) async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()
     let interface = lb.interface.as_deref().context("no interface")?;
     let (_, mac, mtu) = af_packet::interface(interface)
         .with_context(|| format!("cannot use interface {interface}"))?;
+    let mac = Mac(mac);
     let gateway = gateway(lb, interface)?;
     match lb.io {
         crate::cli::LbIo::AfPacket => {
@@ -33,10 +36,13 @@ pub(crate) async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()
                 .workers
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
             let links = open(lb, interface, mtu, workers)?;
-            serve(&config, interface, mac, gateway, links, None, shutdown).await
+            serve(
+                &config, interface, mac, gateway, links, None, None, shutdown,
+            )
+            .await
         }
         crate::cli::LbIo::Xdp => {
-            let (program, links) = open_xdp(lb, interface)?;
+            let (program, flows, links) = open_xdp(lb, interface)?;
             serve(
                 &config,
                 interface,
@@ -44,6 +50,7 @@ pub(crate) async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()
                 gateway,
                 links,
                 Some(program),
+                flows,
                 shutdown,
             )
             .await
@@ -53,7 +60,9 @@ pub(crate) async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()
 
 /// Opens the store, starts the balancer on `links` and runs until `shutdown`. With `program`
 /// (AF_XDP), keeps its destinations equal to the served VIPs and local addresses, and drops
-/// it (detaching it from the interface) after the workers stopped.
+/// it (detaching it from the interface) after the workers stopped. With `flows`, the workers
+/// put established sessions in the program's fast path.
+#[allow(clippy::too_many_arguments)]
 async fn serve<R, T>(
     config: &Config,
     interface: &str,
@@ -61,6 +70,7 @@ async fn serve<R, T>(
     gateway: Mac,
     links: Vec<(R, T)>,
     mut program: Option<Program>,
+    flows: Option<Arc<Flows>>,
     shutdown: Shutdown,
 ) -> anyhow::Result<()>
 where
@@ -94,6 +104,7 @@ where
             ..l4lb::Config::default()
         },
         neighbours: Some((interface.to_owned(), lb.neighbour_refresh)),
+        fast_path: flows,
         health: lb.health.as_ref().map(|h| health::Settings {
             interval: h.interval,
             timeout: h.timeout,
@@ -117,11 +128,16 @@ where
         vips = server.vips().vips().len(),
         "store data loaded"
     );
-    // Registers this node under a lease (name, role, addresses, version, applied revision).
+    let gossip = super::gossip::join(config, Some(&*store), &telemetry, &shutdown).await?;
+    // Registers this node under a lease (name, role, addresses, version, applied revision),
+    // its applied revision following every snapshot swapped in.
     let _node = {
         let mut r = node::Registration::new(format!("{}-lb", host_name()), node::Role::Lb);
         (r.addresses.metrics, r.applied_revision) = (Some(metrics), Some(revision));
-        node::spawn(Arc::clone(&store), r, node::DEFAULT_TTL)
+        r.addresses.gossip = gossip.as_ref().map(|g| g.addr);
+        let mut node = node::spawn(Arc::clone(&store), r, node::DEFAULT_TTL);
+        node.follow_applied(server.applied());
+        node
     };
     telemetry.set_ready(true);
     let stop = shutdown.wait();
@@ -139,6 +155,9 @@ where
     telemetry.set_ready(false);
     tokio::task::spawn_blocking(move || server.stop()).await?;
     drop(program);
+    if let Some(g) = gossip {
+        g.join().await;
+    }
     Ok(())
 }
 
@@ -196,7 +215,7 @@ fn open(
     ring.tx_frame_size = (mtu + 18 + 64).next_power_of_two().max(2048);
     let fanout = (workers > 1).then(|| {
         let group = (std::process::id() & 0xffff) as u16;
-        Fanout::new(group, workers as u16, &lb.local_addresses)
+        steering::fanout(group, workers as u16, &lb.local_addresses)
     });
     (0..workers)
         .map(|w| {
@@ -207,19 +226,36 @@ fn open(
         .collect()
 }
 
+/// The program, the fast path's map (when on) and the one socket.
+type XdpLinks = (Program, Option<Arc<Flows>>, Vec<(xdp::Rx, xdp::Tx)>);
+
 /// Our XDP program on `interface` (native, else generic) and one AF_XDP socket on queue 0
-/// (zero-copy if the driver can, else copy).
-fn open_xdp(lb: &LbConfig, interface: &str) -> anyhow::Result<(Program, Vec<(xdp::Rx, xdp::Tx)>)> {
-    let mut program = Program::attach(interface, Attach::Auto).with_context(|| {
-        format!("cannot attach the XDP program to {interface} (this needs root, or CAP_BPF and CAP_NET_ADMIN)")
-    })?;
+/// (zero-copy if the driver can, else copy). With the fast path on, the program forwards
+/// established flows itself (from the map returned): on veth its XDP_TX frames reach the peer
+/// only if the peer runs an XDP program of its own (`l4lb::fastpath::peer`).
+fn open_xdp(lb: &LbConfig, interface: &str) -> anyhow::Result<XdpLinks> {
+    let flows = lb
+        .xdp_fast_path
+        .then(|| Flows::create(lb.sessions_per_worker.saturating_mul(2)))
+        .transpose()
+        .context("cannot create the XDP fast path's map")?
+        .map(Arc::new);
+    let prologue = |a: &mut xdp::bpf::Asm| {
+        if let Some(f) = &flows {
+            f.emit(a);
+        }
+    };
+    let mut program = Program::attach_with(interface, Attach::Auto, Filter::Destinations, &prologue)
+        .with_context(|| {
+            format!("cannot attach the XDP program to {interface} (this needs root, or CAP_BPF and CAP_NET_ADMIN)")
+        })?;
     program
         .set_destinations(lb.local_addresses.iter().copied())
         .context("cannot set the XDP destinations")?;
     let (rx, tx) = xdp::open(&xdp::Config::new(interface, 0), &program)
         .with_context(|| format!("cannot open an AF_XDP socket on {interface} queue 0"))?;
-    tracing::info!(%interface, program = ?program.mode(), socket = ?rx.bind(), "AF_XDP");
-    Ok((program, vec![(rx, tx)]))
+    tracing::info!(%interface, program = ?program.mode(), socket = ?rx.bind(), fast_path = flows.is_some(), "AF_XDP");
+    Ok((program, flows, vec![(rx, tx)]))
 }
 
 /// A per-process session table seed: collisions should not be choosable from outside.

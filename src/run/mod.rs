@@ -2,6 +2,7 @@
 
 mod control;
 mod dns;
+mod gossip;
 mod http;
 mod lb;
 mod up;

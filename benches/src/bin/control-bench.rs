@@ -20,19 +20,26 @@ use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::Duration;
 
-fn rss_mib() -> f64 {
+/// A `/proc/self/status` figure in MiB: `VmRSS` (now) or `VmHWM` (the peak so far).
+fn status_mib(field: &str) -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
-        .find(|l| l.starts_with("VmRSS:"))
+        .find(|l| l.starts_with(field))
         .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+fn rss_mib() -> f64 {
+    status_mib("VmRSS:")
+}
+
+/// A distinct address per Service up to 131,072 Services (two second-octet values per
+/// generation), so that no two Services share a VIP or a PTR name.
 fn cluster_ip(i: usize, generation: u8) -> String {
     format!(
         "10.{}.{}.{}",
-        96 + usize::from(generation),
+        96 + 2 * usize::from(generation) + ((i >> 16) & 1),
         (i >> 8) & 0xff,
         i & 0xff
     )
@@ -99,12 +106,27 @@ fn first_a(reply: &[u8]) -> Option<Ipv4Addr> {
     })
 }
 
+/// When the sync loop last printed its progress.
+struct Tick(std::time::Instant);
+
+impl Tick {
+    fn elapsed_since(&self, clock: &SystemClock) -> Duration {
+        clock.now().duration_since(self.0)
+    }
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    if std::env::args().any(|a| a == "--help" || a == "-h") {
+        println!(
+            "usage: control-bench [SERVICES [ENDPOINTS_PER_SERVICE [CHANGES]]] (defaults 10000 10 200)"
+        );
+        return;
+    }
     let args: Vec<usize> = std::env::args()
         .skip(1)
         .filter_map(|a| a.parse().ok())
@@ -118,26 +140,34 @@ async fn main() {
     let etcd = EtcdServer::start().await;
     let kube = store::open(&etcd.url()).await.expect("etcd");
 
+    assert!(
+        services <= 1 << 17,
+        "at most 131072 Services (distinct cluster IPs)"
+    );
     let started = clock.now();
-    let mut ops: Vec<Op> = (0..services).map(|i| service_op(i, 0)).collect();
-    for i in 0..services {
-        let (name, ns) = (format!("svc{i}"), format!("ns{}", i % 100));
-        let eps = (0..per).map(|j| endpoint(&pod_ip(i, j), true)).collect();
-        let s = slice(
-            &ns,
-            &format!("{name}-x"),
-            &name,
-            "IPv4",
-            &[("http", 8080)],
-            eps,
-        );
-        ops.push(Op::Put {
-            key: format!("/registry/endpointslices/{ns}/{name}-x"),
-            value: protobuf_slice(&s),
-            lease: None,
-        });
+    // Written in chunks as they are made, so that the bench's own copy of the Kubernetes data
+    // does not weigh in the memory figures below.
+    for chunk in (0..services).collect::<Vec<_>>().chunks(1000) {
+        let mut ops: Vec<Op> = chunk.iter().map(|&i| service_op(i, 0)).collect();
+        for &i in chunk {
+            let (name, ns) = (format!("svc{i}"), format!("ns{}", i % 100));
+            let eps = (0..per).map(|j| endpoint(&pod_ip(i, j), true)).collect();
+            let s = slice(
+                &ns,
+                &format!("{name}-x"),
+                &name,
+                "IPv4",
+                &[("http", 8080)],
+                eps,
+            );
+            ops.push(Op::Put {
+                key: format!("/registry/endpointslices/{ns}/{name}-x"),
+                value: protobuf_slice(&s),
+                lease: None,
+            });
+        }
+        write_all(&kube, ops).await;
     }
-    write_all(&kube, ops).await;
     println!(
         "wrote {services} Services and {services} EndpointSlices ({} endpoints) to etcd in {:.1} s",
         services * per,
@@ -168,6 +198,7 @@ async fn main() {
     // Every Service yields 6 keys: A, SRV and PTR record sets, the Service, its endpoints, its VIP.
     let expected = 6 * services as u64;
     let mut peak = before;
+    let mut progress = Tick(clock.now());
     loop {
         peak = peak.max(rss_mib());
         let owned = telemetry
@@ -179,14 +210,27 @@ async fn main() {
         if owned >= expected {
             break;
         }
+        if progress.elapsed_since(&clock) >= Duration::from_secs(5) {
+            progress = Tick(clock.now());
+            let publish: Vec<String> = telemetry
+                .encode()
+                .lines()
+                .filter(|l| {
+                    l.starts_with("control_publish_") || l.starts_with("control_kube_store_errors")
+                })
+                .map(str::to_owned)
+                .collect();
+            println!("  ... {owned} of {expected} keys; {}", publish.join("; "));
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let sync = clock.now().duration_since(sync_started);
     println!(
-        "initial sync: {:.2} s for {services} Services and {} endpoints ({expected} keys published); RSS {before:.0} -> {:.0} MiB (peak {peak:.0} MiB)",
+        "initial sync: {:.2} s for {services} Services and {} endpoints ({expected} keys published); RSS {before:.0} -> {:.0} MiB (peak sampled {peak:.0} MiB, process high-water mark {:.0} MiB)",
         sync.as_secs_f64(),
         services * per,
-        rss_mib()
+        rss_mib(),
+        status_mib("VmHWM:")
     );
 
     // Propagation: a DNS server in this process follows the project store.
@@ -238,6 +282,19 @@ async fn main() {
         samples.push(clock.now().duration_since(written));
     }
     samples.sort();
+    let dns_metric = |name: &str| {
+        dns_telemetry
+            .encode()
+            .lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    println!(
+        "dns: {} catalog updates, the last took {:.2} ms",
+        dns_metric("dns_catalog_rebuilds_total"),
+        dns_metric("dns_catalog_build_microseconds") / 1e3
+    );
     println!(
         "propagation, Kubernetes etcd write -> changed DNS answer, {changes} changes over {services} Services: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
         percentile(&samples, 0.5).as_secs_f64() * 1e3,

@@ -28,6 +28,8 @@ pub enum Kind {
     Consistency {
         /// The node.
         node: String,
+        /// What it does (which prefixes it serves, so which revision it must have applied).
+        role: Role,
         /// Its registered applied revision.
         applied: Option<Revision>,
         /// Its version.
@@ -104,6 +106,7 @@ pub fn derive(vips: &[Vip], nodes: &[Registration], known: &[RecordSet]) -> Vec<
             id: format!("consistency:{}", n.name),
             kind: Kind::Consistency {
                 node: n.name.clone(),
+                role: n.role,
                 applied: n.applied_revision,
                 version: n.version.clone(),
             },
@@ -117,22 +120,50 @@ pub fn dns_ok(answer: &[IpAddr], allowed: &BTreeSet<IpAddr>) -> bool {
     !answer.is_empty() && answer.iter().all(|a| allowed.contains(a))
 }
 
+/// The newest modification revision under each prefix a node may serve.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Newest {
+    /// `/dataplane/zones/`.
+    pub zones: Revision,
+    /// `/dataplane/records/`.
+    pub records: Revision,
+    /// `/dataplane/vips/`.
+    pub vips: Revision,
+    /// `/dataplane/health/`.
+    pub health: Revision,
+}
+
+impl Newest {
+    /// The revision a node of `role` must have applied: the newest of what it follows
+    /// (dns: zones, records, health; lb: VIPs, health). None for control, which serves no
+    /// snapshot.
+    pub fn wanted(&self, role: Role) -> Option<Revision> {
+        match role {
+            Role::Dns | Role::Up => Some(self.zones.max(self.records).max(self.health)),
+            Role::Lb => Some(self.vips.max(self.health)),
+            Role::Control => None,
+        }
+    }
+}
+
 /// Whether a node is consistent: it has applied at least `wanted` (the newest revision of
-/// what it serves) and runs `version`. Returns the reason when not.
+/// what it serves; None when it serves no snapshot) and runs `version`. Returns the reason
+/// when not.
 pub fn consistency(
     applied: Option<Revision>,
     node_version: &str,
-    wanted: Revision,
+    wanted: Option<Revision>,
     version: &str,
 ) -> Result<(), String> {
-    match applied {
-        None => return Err("has not registered an applied revision".to_owned()),
-        Some(a) if a < wanted => {
+    match (applied, wanted) {
+        (_, None) => {}
+        (None, Some(_)) => return Err("has not registered an applied revision".to_owned()),
+        (Some(a), Some(wanted)) if a < wanted => {
             return Err(format!(
                 "applied revision {a} is behind the store's {wanted}"
             ));
         }
-        Some(_) => {}
+        (Some(_), Some(_)) => {}
     }
     if node_version != version {
         return Err(format!(
@@ -187,18 +218,28 @@ mod tests {
 
     #[test]
     fn consistency_and_dns_verdicts() {
-        assert!(consistency(Some(10), "0.1.0", 10, "0.1.0").is_ok());
+        assert!(consistency(Some(10), "0.1.0", Some(10), "0.1.0").is_ok());
         assert!(
-            consistency(Some(9), "0.1.0", 10, "0.1.0")
+            consistency(Some(9), "0.1.0", Some(10), "0.1.0")
                 .unwrap_err()
                 .contains("behind")
         );
         assert!(
-            consistency(Some(10), "0.0.9", 10, "0.1.0")
+            consistency(Some(10), "0.0.9", Some(10), "0.1.0")
                 .unwrap_err()
                 .contains("drift")
         );
-        assert!(consistency(None, "0.1.0", 1, "0.1.0").is_err());
+        assert!(consistency(None, "0.1.0", Some(1), "0.1.0").is_err());
+        assert!(consistency(None, "0.1.0", None, "0.1.0").is_ok(), "control");
+        let newest = Newest {
+            zones: 3,
+            records: 7,
+            vips: 9,
+            health: 5,
+        };
+        assert_eq!(newest.wanted(Role::Dns), Some(7), "VIPs are not dns's");
+        assert_eq!(newest.wanted(Role::Lb), Some(9), "records are not lb's");
+        assert_eq!(newest.wanted(Role::Control), None);
         let allowed: BTreeSet<IpAddr> = ["192.0.2.1".parse().unwrap()].into();
         assert!(dns_ok(&["192.0.2.1".parse().unwrap()], &allowed));
         assert!(!dns_ok(&[], &allowed));

@@ -1,17 +1,19 @@
 //! The inspection loop: every interval, read the store, schedule the checks over the live
 //! members, run this node's share, write health changes, publish the results.
 
-use super::checks::{self, Check, CheckResult, Kind, Report};
+use super::checks::{self, Check, CheckResult, Kind, Newest, Report};
 use super::verdict::Verdicts;
 use super::{RESULTS, dns, schedule};
 use dataplane_common::clock::Clock;
 use dataplane_common::health::{Probe, Thresholds};
-use dataplane_common::model::{self, Health, HealthState, Name, RecordSet, RecordType, Vip, keys};
+use dataplane_common::model::{
+    self, Health, HealthState, Name, RecordSet, RecordType, Vip, Zone, keys,
+};
 use dataplane_common::node::{Registration, Role};
 use dataplane_common::store::{Revision, Store};
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 use tokio::sync::watch;
@@ -33,33 +35,38 @@ pub struct Settings {
     pub dns_names: Vec<Name>,
 }
 
-/// The members checks are spread over: the gossip view when there is one (`live`), else
-/// the registered control and up nodes; this node always.
+/// The members checks are spread over: the registered inspectors (control and up nodes)
+/// and this node. With gossip (`live`: the live members' gossip addresses), an inspector
+/// whose gossip address is not live is left out before its lease expires, so its checks
+/// move within the gossip's detection time.
 fn members(
     me: &str,
     nodes: &[Registration],
-    live: Option<&watch::Receiver<Vec<String>>>,
+    live: Option<&watch::Receiver<Vec<SocketAddr>>>,
 ) -> Vec<String> {
-    let mut m: Vec<String> = match live {
-        Some(l) => l.borrow().clone(),
-        None => nodes
-            .iter()
-            .filter(|n| matches!(n.role, Role::Control | Role::Up))
-            .map(|n| n.name.clone())
-            .collect(),
-    };
+    let live = live.map(|l| l.borrow().clone());
+    let mut m: Vec<String> = nodes
+        .iter()
+        .filter(|n| matches!(n.role, Role::Control | Role::Up))
+        .filter(|n| match (&live, n.addresses.gossip) {
+            (Some(live), Some(g)) => live.contains(&g),
+            _ => true,
+        })
+        .map(|n| n.name.clone())
+        .collect();
     m.push(me.to_owned());
     m.sort();
     m.dedup();
     m
 }
 
-/// Runs until `shutdown`. `live`, when given, is the gossip membership's live members.
+/// Runs until `shutdown`. `live`, when given, is the gossip membership's live members
+/// ([`dataplane_common::membership::udp::Agent::live`]).
 pub async fn run(
     settings: Settings,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
-    live: Option<watch::Receiver<Vec<String>>>,
+    live: Option<watch::Receiver<Vec<SocketAddr>>>,
     shutdown: impl Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
@@ -115,12 +122,13 @@ async fn round(
     store: &dyn Store,
     clock: &dyn Clock,
     verdicts: &mut Verdicts,
-    live: Option<&watch::Receiver<Vec<String>>>,
+    live: Option<&watch::Receiver<Vec<SocketAddr>>>,
 ) -> Option<Report> {
     let (vips, vip_rev) = list::<Vip>(store, keys::VIPS).await?;
-    let (health, _) = list::<Health>(store, keys::HEALTH).await?;
+    let (health, health_rev) = list::<Health>(store, keys::HEALTH).await?;
     let (nodes, _) = list::<Registration>(store, keys::NODES).await?;
     let (_, record_rev) = list::<RecordSet>(store, keys::RECORDS).await?;
+    let (_, zone_rev) = list::<Zone>(store, keys::ZONES).await?;
     let mut known = Vec::new();
     for name in &settings.dns_names {
         if let Ok(Some(kv)) = store.get(&keys::record_set(name, RecordType::A)).await
@@ -129,12 +137,17 @@ async fn round(
             known.push(set);
         }
     }
-    let wanted = vip_rev.max(record_rev);
+    let newest = Newest {
+        zones: zone_rev,
+        records: record_rev,
+        vips: vip_rev,
+        health: health_rev,
+    };
     let all = checks::derive(&vips, &nodes, &known);
     let members = members(&settings.node, &nodes, live);
     let mine = schedule::mine(&all, |c| c.id.as_str(), &members, &settings.node);
     let results =
-        futures::future::join_all(mine.iter().map(|c| run_check(settings, c, wanted))).await;
+        futures::future::join_all(mine.iter().map(|c| run_check(settings, c, newest))).await;
 
     // Real servers: an address passes when all its probed ports pass.
     let mut by_address: BTreeMap<IpAddr, bool> = BTreeMap::new();
@@ -169,7 +182,7 @@ async fn round(
     })
 }
 
-async fn run_check(settings: &Settings, check: &Check, wanted: Revision) -> CheckResult {
+async fn run_check(settings: &Settings, check: &Check, newest: Newest) -> CheckResult {
     let outcome: Result<(), String> = match &check.kind {
         Kind::RealServer(s) => settings
             .probe
@@ -190,13 +203,49 @@ async fn run_check(settings: &Settings, check: &Check, wanted: Revision) -> Chec
             Err(e) => Err(e.to_string()),
         },
         Kind::Consistency {
-            applied, version, ..
-        } => checks::consistency(*applied, version, wanted, env!("CARGO_PKG_VERSION")),
+            applied,
+            version,
+            role,
+            ..
+        } => checks::consistency(
+            *applied,
+            version,
+            newest.wanted(*role),
+            env!("CARGO_PKG_VERSION"),
+        ),
     };
     CheckResult {
         id: check.id.clone(),
         kind: check.kind.as_str().to_owned(),
         ok: outcome.is_ok(),
         detail: outcome.err().unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inspectors_whose_gossip_address_died_are_no_members() {
+        let node = |name: &str, role, gossip: Option<&str>| {
+            let mut r = Registration::new(name, role);
+            r.addresses.gossip = gossip.map(|g| g.parse().unwrap());
+            r
+        };
+        let nodes = [
+            node("c1", Role::Control, Some("127.0.0.1:7001")),
+            node("c2", Role::Control, Some("127.0.0.1:7002")),
+            node("c3", Role::Control, None),
+            node("dns-1", Role::Dns, Some("127.0.0.1:7004")),
+        ];
+        assert_eq!(members("c1", &nodes, None), ["c1", "c2", "c3"]);
+        let (_tx, live) = watch::channel(vec![
+            "127.0.0.1:7001".parse().unwrap(),
+            "127.0.0.1:7004".parse().unwrap(),
+        ]);
+        // c2 is registered but gossip says it is dead; c3 does not gossip; dns-1 inspects
+        // nothing.
+        assert_eq!(members("c1", &nodes, Some(&live)), ["c1", "c3"]);
     }
 }

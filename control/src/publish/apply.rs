@@ -1,13 +1,16 @@
 //! Applying plans to the store: the only I/O of publishing.
 
-use super::Desired;
-use super::diff::{Current, PREFIXES, diff};
+use super::DesiredState;
+use super::diff::{Applied, Current, MAX_TXN_OPS, PREFIXES, Write, diff_after, diff_keys};
 use dataplane_common::model::{Zone, encode, keys};
 use dataplane_common::store::{Compare, Op, Store, StoreError, Txn};
 use dataplane_common::telemetry::Telemetry;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use tracing::{debug, info, warn};
 
@@ -21,6 +24,8 @@ pub struct Metrics {
     pub writes: Family<[(&'static str, &'static str); 1], Counter>,
     /// Transactions whose guard failed (a concurrent writer); each leads to a re-read.
     pub conflicts: Counter,
+    /// Publishes that failed with a store error (each retried after a full re-read).
+    pub errors: Counter,
     /// Keys a Service wants that a user object holds.
     pub user_held: Gauge,
     /// Keys control owns in the store.
@@ -40,6 +45,11 @@ impl Metrics {
             "control_publish_conflicts",
             "Publishing transactions whose guard failed because of a concurrent writer.",
             m.conflicts.clone(),
+        );
+        telemetry.register(
+            "control_publish_errors",
+            "Publishes that failed with a store error; each is retried with a full re-read.",
+            m.errors.clone(),
         );
         telemetry.register(
             "control_publish_user_held_keys",
@@ -64,18 +74,51 @@ pub struct Stats {
     pub deletes: usize,
     /// Transactions that failed their guard and were planned again.
     pub conflicts: usize,
+    /// Whether this publish was a full reconcile (the store listed and compared whole).
+    pub full: bool,
+}
+
+/// Transactions in flight at once. etcd commits concurrent transactions in one raft batch
+/// and one fsync, so a first sync of 600,000 keys goes several times faster than one
+/// transaction at a time; each transaction touches other keys, so their order is free.
+/// More than a few only lengthens etcd's apply queue (and the latency of everything else
+/// it serves, the leader's keep-alive reads included): on the benchmark machine etcd's CPU,
+/// not the number in flight, limits a first sync.
+const IN_FLIGHT: usize = 4;
+
+/// A transaction on its way, with what it changes once it succeeds.
+struct Planned {
+    txn: Txn,
+    applied: Applied,
+}
+
+impl Planned {
+    fn from_writes(writes: impl IntoIterator<Item = Write>, fence: Option<&Compare>) -> Self {
+        let mut txn = Txn::default();
+        let mut applied = Vec::new();
+        for write in writes {
+            applied.extend(write.applied());
+            write.add_to(&mut txn);
+        }
+        if let Some(fence) = fence {
+            txn.compares.push(fence.clone());
+        }
+        Self { txn, applied }
+    }
 }
 
 /// Keeps the store's `/dataplane/` in line with the desired state.
 ///
 /// It lists the store once (a full reconcile) and afterwards plans against what it wrote
-/// itself. A failed guard, or any store error, makes it list again before the next plan,
-/// so a concurrent writer is seen rather than overwritten.
+/// itself, looking only at the keys a change touched. A failed guard, or any store error,
+/// makes it list again before the next plan, so a concurrent writer is seen rather than
+/// overwritten.
 #[derive(Debug)]
 pub struct Publisher {
     store: Arc<dyn Store>,
     current: Option<Current>,
     fence: Option<Compare>,
+    user_held: BTreeSet<String>,
     metrics: Metrics,
 }
 
@@ -86,6 +129,7 @@ impl Publisher {
             store,
             current: None,
             fence: None,
+            user_held: BTreeSet::new(),
             metrics,
         }
     }
@@ -101,53 +145,107 @@ impl Publisher {
         self.current = None;
     }
 
-    /// Writes what differs between `desired` and the store.
+    /// Whether the next publish is a full reconcile.
+    pub fn needs_reconcile(&self) -> bool {
+        self.current.is_none()
+    }
+
+    /// Writes what differs between `desired` and the store: the `dirty` keys only when the
+    /// store's state is known, every key otherwise. `dirty` is emptied once they are written.
     ///
     /// # Errors
     /// The store's error (the state is then re-read next time), or
     /// [`StoreError::Unavailable`] when concurrent writers kept failing the guards.
-    pub async fn publish(&mut self, desired: &Desired) -> Result<Stats, StoreError> {
-        let result = self.try_publish(desired).await;
-        if result.is_err() {
-            self.current = None;
+    pub async fn publish(
+        &mut self,
+        desired: &DesiredState,
+        dirty: &mut BTreeSet<Arc<str>>,
+    ) -> Result<Stats, StoreError> {
+        let result = self.try_publish(desired, dirty).await;
+        match &result {
+            Ok(_) => dirty.clear(),
+            Err(_) => {
+                self.metrics.errors.inc();
+                self.current = None;
+            }
         }
         result
     }
 
-    async fn try_publish(&mut self, desired: &Desired) -> Result<Stats, StoreError> {
+    async fn try_publish(
+        &mut self,
+        desired: &DesiredState,
+        dirty: &BTreeSet<Arc<str>>,
+    ) -> Result<Stats, StoreError> {
         let mut stats = Stats::default();
         for _ in 0..MAX_ATTEMPTS {
-            let current = match self.current.take() {
-                Some(current) => current,
-                None => self.read().await?,
+            let conflicted = if self.current.is_some() {
+                let writes = diff_keys(
+                    dirty.iter().map(|k| &**k),
+                    |k| desired.get(k),
+                    self.current.as_ref().expect("invariant: checked"),
+                );
+                let mut writes = writes.into_iter().peekable();
+                let fence = self.fence.clone();
+                self.write(&mut stats, |_, user_held| {
+                    let mut chunk = Vec::new();
+                    for write in writes.by_ref() {
+                        match write {
+                            Write::UserHeld(key) => {
+                                user_held.insert(key);
+                            }
+                            write => {
+                                if let Some(key) = write.key() {
+                                    user_held.remove(key);
+                                }
+                                chunk.push(write);
+                                if chunk.len() == MAX_TXN_OPS {
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    (!chunk.is_empty()).then(|| Planned::from_writes(chunk, fence.as_ref()))
+                })
+                .await?
+            } else {
+                stats.full = true;
+                self.current = Some(self.read().await?);
+                self.user_held.clear();
+                let mut cursor: Option<String> = None;
+                let mut done = false;
+                let fence = self.fence.clone();
+                self.write(&mut stats, |current, user_held| {
+                    let mut chunk = Vec::new();
+                    while !done && chunk.len() < MAX_TXN_OPS {
+                        let page = diff_after(
+                            desired.iter_after(cursor.as_deref()),
+                            current,
+                            cursor.as_deref(),
+                            MAX_TXN_OPS - chunk.len(),
+                        );
+                        done = page.next.is_none();
+                        cursor = page.next;
+                        for write in page.writes {
+                            match write {
+                                Write::UserHeld(key) => {
+                                    user_held.insert(key);
+                                }
+                                write => chunk.push(write),
+                            }
+                        }
+                    }
+                    (!chunk.is_empty()).then(|| Planned::from_writes(chunk, fence.as_ref()))
+                })
+                .await?
             };
-            let current = self.current.insert(current);
-            let plan = diff(desired, current);
-            self.metrics.user_held.set(to_i64(plan.user_held.len()));
-            for key in &plan.user_held {
+            self.metrics.user_held.set(to_i64(self.user_held.len()));
+            for key in &self.user_held {
                 debug!(%key, "a Service wants a key a user object holds; left alone");
             }
-            let mut conflicted = false;
-            for mut txn in plan.txns {
-                if let Some(fence) = &self.fence {
-                    txn.compares.push(fence.clone());
-                }
-                let outcome = self.store.txn(txn.clone()).await?;
-                if !outcome.succeeded {
-                    conflicted = true;
-                    break;
-                }
-                current.applied(&txn, outcome.revision);
-                for op in &txn.ops {
-                    let (label, n) = match op {
-                        Op::Put { .. } => ("put", &mut stats.puts),
-                        Op::Delete { .. } => ("delete", &mut stats.deletes),
-                    };
-                    *n += 1;
-                    self.metrics.writes.get_or_create(&[("op", label)]).inc();
-                }
+            if let Some(current) = &self.current {
+                self.metrics.owned.set(to_i64(current.owned()));
             }
-            self.metrics.owned.set(to_i64(current.owned()));
             if !conflicted {
                 return Ok(stats);
             }
@@ -169,13 +267,60 @@ impl Publisher {
         )))
     }
 
+    /// Runs the transactions `next` plans (against the state as it is after the ones
+    /// applied so far), [`IN_FLIGHT`] at a time; returns whether a guard failed, after which
+    /// nothing more is sent.
+    async fn write(
+        &mut self,
+        stats: &mut Stats,
+        mut next: impl FnMut(&Current, &mut BTreeSet<String>) -> Option<Planned>,
+    ) -> Result<bool, StoreError> {
+        let current = self
+            .current
+            .as_mut()
+            .expect("invariant: the store is read before writing");
+        let mut in_flight = FuturesUnordered::new();
+        let mut conflicted = false;
+        let mut exhausted = false;
+        loop {
+            while !conflicted && !exhausted && in_flight.len() < IN_FLIGHT {
+                match next(current, &mut self.user_held) {
+                    Some(Planned { txn, applied }) => {
+                        let store = Arc::clone(&self.store);
+                        in_flight.push(async move { (store.txn(txn).await, applied) });
+                    }
+                    None => exhausted = true,
+                }
+            }
+            let Some((outcome, applied)) = in_flight.next().await else {
+                return Ok(conflicted);
+            };
+            let outcome = outcome?;
+            if !outcome.succeeded {
+                conflicted = true;
+                continue;
+            }
+            for (_, hash) in &applied {
+                let (label, n) = match hash {
+                    Some(_) => ("put", &mut stats.puts),
+                    None => ("delete", &mut stats.deletes),
+                };
+                *n += 1;
+                self.metrics.writes.get_or_create(&[("op", label)]).inc();
+            }
+            current.applied(applied, outcome.revision);
+            self.metrics.owned.set(to_i64(current.owned()));
+        }
+    }
+
     /// Lists every prefix control writes under.
     async fn read(&self) -> Result<Current, StoreError> {
-        let mut kvs = Vec::new();
+        let mut current = Current::default();
         for prefix in PREFIXES {
-            kvs.extend(self.store.list(prefix, None).await?.kvs);
+            for kv in self.store.list(prefix, None).await?.kvs {
+                current.add(&kv);
+            }
         }
-        let current = Current::from_kvs(kvs);
         info!(
             keys = current.entries.len(),
             owned = current.owned(),

@@ -1,23 +1,41 @@
 //! What to write: the desired state against the stored one. PURE.
+//!
+//! Two ways in: [`diff_after`] walks the whole desired state and the whole stored state
+//! side by side (the full reconcile, a page of writes at a time so that a first sync of a
+//! million keys never holds all its writes at once), and [`diff_keys`] looks only at the
+//! keys a change touched (the steady state).
 
 use super::Desired;
 use dataplane_common::model::keys;
 use dataplane_common::store::{Compare, KeyValue, Op, Revision, Txn};
 use serde::Deserialize;
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
+use std::hash::{DefaultHasher, Hasher};
+use std::iter::Peekable;
+use std::ops::Bound::{Excluded, Unbounded};
 
 /// The most operations in one transaction: etcd refuses more than `--max-txn-ops` (128 by
-/// default), and this leaves room below it.
+/// default) compares or operations, and this leaves room below it for the leader fence.
 pub const MAX_TXN_OPS: usize = 100;
 
 /// The prefixes control writes under; `records/` and `vips/` are shared with users.
 pub const PREFIXES: [&str; 4] = [keys::RECORDS, keys::VIPS, keys::SERVICES, keys::ENDPOINTS];
 
+/// A stable 64-bit digest of a stored value. The store's values are not kept (at a
+/// million keys they would double control's memory); what was written is recognised by
+/// this.
+pub fn fingerprint(value: &[u8]) -> u64 {
+    let mut h = DefaultHasher::new();
+    h.write(value);
+    h.finish()
+}
+
 /// One stored key, as far as publishing cares.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stored {
-    /// The stored value.
-    pub value: Vec<u8>,
+    /// The [`fingerprint`] of the stored value.
+    pub hash: u64,
     /// Its `mod_revision`: every write to it is guarded by this.
     pub mod_revision: Revision,
     /// Whether control owns it (see [`is_owned`]).
@@ -29,44 +47,56 @@ pub struct Stored {
 pub struct Current {
     /// Key to what is stored.
     pub entries: BTreeMap<String, Stored>,
+    owned: usize,
 }
+
+/// What a transaction changes in [`Current`] once it succeeds: each key with the
+/// [`fingerprint`] of its new value, or `None` for a delete.
+pub type Applied = Vec<(String, Option<u64>)>;
 
 impl Current {
     /// The state from listed keys.
     pub fn from_kvs(kvs: impl IntoIterator<Item = KeyValue>) -> Self {
-        let entries = kvs
-            .into_iter()
-            .map(|kv| {
-                let owned = is_owned(&kv.key, &kv.value);
-                (
-                    kv.key,
-                    Stored {
-                        value: kv.value,
-                        mod_revision: kv.mod_revision,
-                        owned,
-                    },
-                )
-            })
-            .collect();
-        Self { entries }
+        let mut current = Self::default();
+        for kv in kvs {
+            current.add(&kv);
+        }
+        current
     }
 
-    /// Records that `txn` was applied at `revision`.
-    pub fn applied(&mut self, txn: &Txn, revision: Revision) {
-        for op in &txn.ops {
-            match op {
-                Op::Put { key, value, .. } => {
-                    self.entries.insert(
-                        key.clone(),
-                        Stored {
-                            value: value.clone(),
-                            mod_revision: revision,
-                            owned: true,
-                        },
-                    );
-                }
-                Op::Delete { key } => {
-                    self.entries.remove(key);
+    /// Adds one listed key.
+    pub fn add(&mut self, kv: &KeyValue) {
+        let stored = Stored {
+            hash: fingerprint(&kv.value),
+            mod_revision: kv.mod_revision,
+            owned: is_owned(&kv.key, &kv.value),
+        };
+        self.insert(kv.key.clone(), stored);
+    }
+
+    fn insert(&mut self, key: String, stored: Stored) {
+        self.owned += usize::from(stored.owned);
+        if let Some(old) = self.entries.insert(key, stored) {
+            self.owned -= usize::from(old.owned);
+        }
+    }
+
+    /// Records that a transaction was applied at `revision`.
+    pub fn applied(&mut self, applied: Applied, revision: Revision) {
+        for (key, hash) in applied {
+            match hash {
+                Some(hash) => self.insert(
+                    key,
+                    Stored {
+                        hash,
+                        mod_revision: revision,
+                        owned: true,
+                    },
+                ),
+                None => {
+                    if let Some(old) = self.entries.remove(&key) {
+                        self.owned -= usize::from(old.owned);
+                    }
                 }
             }
         }
@@ -74,7 +104,7 @@ impl Current {
 
     /// How many keys control owns.
     pub fn owned(&self) -> usize {
-        self.entries.values().filter(|s| s.owned).count()
+        self.owned
     }
 }
 
@@ -114,58 +144,205 @@ impl Plan {
     pub fn is_empty(&self) -> bool {
         self.txns.is_empty()
     }
-}
 
-/// Plans the writes from `current` to `desired`.
-///
-/// - A wanted key that is absent is created, guarded by "still absent".
-/// - A wanted key control owns whose value differs is overwritten, guarded by its
-///   `mod_revision`; an equal one is not written.
-/// - A wanted key held by a user is left alone and listed in [`Plan::user_held`].
-/// - An owned key that is not wanted is deleted, guarded by its `mod_revision`.
-pub fn diff(desired: &Desired, current: &Current) -> Plan {
-    let mut plan = Plan::default();
-    let mut writes: Vec<(Compare, Op)> = Vec::new();
-    for (key, value) in &desired.objects {
-        let mod_revision = match current.entries.get(key) {
-            None => 0,
-            Some(stored) if !stored.owned => {
-                plan.user_held.push(key.clone());
-                continue;
+    fn push(&mut self, write: Write) {
+        match write {
+            Write::Put { .. } => self.puts += 1,
+            Write::Delete { .. } => self.deletes += 1,
+            Write::UserHeld(key) => {
+                self.user_held.push(key);
+                return;
             }
-            Some(stored) if stored.value == *value => continue,
-            Some(stored) => stored.mod_revision,
-        };
-        plan.puts += 1;
-        writes.push((
-            Compare {
-                key: key.clone(),
-                mod_revision,
-            },
-            Op::Put {
-                key: key.clone(),
-                value: value.clone(),
-                lease: None,
-            },
-        ));
-    }
-    for (key, stored) in &current.entries {
-        if stored.owned && !desired.objects.contains_key(key) {
-            plan.deletes += 1;
-            writes.push((
-                Compare {
-                    key: key.clone(),
-                    mod_revision: stored.mod_revision,
-                },
-                Op::Delete { key: key.clone() },
-            ));
+        }
+        match self.txns.last_mut() {
+            Some(txn) if txn.ops.len() < MAX_TXN_OPS => write.add_to(txn),
+            _ => {
+                let mut txn = Txn::default();
+                write.add_to(&mut txn);
+                self.txns.push(txn);
+            }
         }
     }
-    for chunk in writes.chunks(MAX_TXN_OPS) {
-        let (compares, ops) = chunk.iter().cloned().unzip();
-        plan.txns.push(Txn { compares, ops });
+}
+
+/// What one key needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Write {
+    /// Create or overwrite, guarded by `mod_revision` (0: still absent).
+    Put {
+        /// The key.
+        key: String,
+        /// The value.
+        value: Vec<u8>,
+        /// The guard.
+        mod_revision: Revision,
+    },
+    /// Delete, guarded by `mod_revision`.
+    Delete {
+        /// The key.
+        key: String,
+        /// The guard.
+        mod_revision: Revision,
+    },
+    /// Wanted, but a user object holds it: left alone.
+    UserHeld(String),
+}
+
+impl Write {
+    /// Appends the guarded operation to `txn` (nothing for [`Write::UserHeld`]).
+    pub fn add_to(self, txn: &mut Txn) {
+        match self {
+            Self::Put {
+                key,
+                value,
+                mod_revision,
+            } => {
+                txn.compares.push(Compare {
+                    key: key.clone(),
+                    mod_revision,
+                });
+                txn.ops.push(Op::Put {
+                    key,
+                    value,
+                    lease: None,
+                });
+            }
+            Self::Delete { key, mod_revision } => {
+                txn.compares.push(Compare {
+                    key: key.clone(),
+                    mod_revision,
+                });
+                txn.ops.push(Op::Delete { key });
+            }
+            Self::UserHeld(_) => {}
+        }
+    }
+
+    /// The key written.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            Self::Put { key, .. } | Self::Delete { key, .. } => Some(key),
+            Self::UserHeld(_) => None,
+        }
+    }
+
+    /// What [`Current`] should record once this is applied.
+    pub fn applied(&self) -> Option<(String, Option<u64>)> {
+        match self {
+            Self::Put { key, value, .. } => Some((key.clone(), Some(fingerprint(value)))),
+            Self::Delete { key, .. } => Some((key.clone(), None)),
+            Self::UserHeld(_) => None,
+        }
+    }
+}
+
+/// The write one key needs, if any:
+///
+/// - a wanted key that is absent is created, guarded by "still absent";
+/// - a wanted key control owns whose value differs is overwritten, guarded by its
+///   `mod_revision`; an equal one is not written;
+/// - a wanted key held by a user is left alone ([`Write::UserHeld`]);
+/// - an owned key that is not wanted is deleted, guarded by its `mod_revision`.
+pub fn write_for(key: &str, want: Option<&[u8]>, stored: Option<&Stored>) -> Option<Write> {
+    match (want, stored) {
+        (None, None) => None,
+        (None, Some(s)) => s.owned.then(|| Write::Delete {
+            key: key.to_owned(),
+            mod_revision: s.mod_revision,
+        }),
+        (Some(_), Some(s)) if !s.owned => Some(Write::UserHeld(key.to_owned())),
+        (Some(value), Some(s)) if s.hash == fingerprint(value) => None,
+        (Some(value), stored) => Some(Write::Put {
+            key: key.to_owned(),
+            value: value.to_vec(),
+            mod_revision: stored.map_or(0, |s| s.mod_revision),
+        }),
+    }
+}
+
+/// A page of a full reconcile.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Page {
+    /// At most the number of writes asked for, user-held keys included.
+    pub writes: Vec<Write>,
+    /// The last key looked at: the next page starts after it. `None`: nothing is left.
+    pub next: Option<String>,
+}
+
+/// The writes for the keys after `after` (from the first for `None`) in `desired` or
+/// `current`, up to `max` of them. `desired` must be in key order.
+pub fn diff_after<'a>(
+    desired: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+    current: &Current,
+    after: Option<&str>,
+    max: usize,
+) -> Page {
+    let stored = match after {
+        None => current.entries.range::<str, _>(..),
+        Some(after) => current
+            .entries
+            .range::<str, _>((Excluded(after), Unbounded)),
+    };
+    let mut want = desired.into_iter().peekable();
+    let mut have: Peekable<_> = stored.peekable();
+    let mut page = Page::default();
+    while page.writes.len() < max {
+        let order = match (want.peek(), have.peek()) {
+            (None, None) => return Page { next: None, ..page },
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (Some((w, _)), Some((h, _))) => (*w).cmp(h.as_str()),
+        };
+        let (key, write) = match order {
+            Ordering::Less => {
+                let (k, v) = want.next().expect("invariant: peeked");
+                (k, write_for(k, Some(v), None))
+            }
+            Ordering::Greater => {
+                let (k, s) = have.next().expect("invariant: peeked");
+                (k.as_str(), write_for(k, None, Some(s)))
+            }
+            Ordering::Equal => {
+                let (k, v) = want.next().expect("invariant: peeked");
+                let (_, s) = have.next().expect("invariant: peeked");
+                (k, write_for(k, Some(v), Some(s)))
+            }
+        };
+        page.writes.extend(write);
+        page.next = Some(key.to_owned());
+    }
+    if want.peek().is_none() && have.peek().is_none() {
+        page.next = None;
+    }
+    page
+}
+
+/// Plans every write from `current` to `desired` (in key order) at once.
+pub fn diff<'a>(desired: impl IntoIterator<Item = (&'a str, &'a [u8])>, current: &Current) -> Plan {
+    let page = diff_after(desired, current, None, usize::MAX);
+    let mut plan = Plan::default();
+    for write in page.writes {
+        plan.push(write);
     }
     plan
+}
+
+/// The writes for `keys` only (each once), `want` giving their desired values.
+pub fn diff_keys<'a, 'k>(
+    keys: impl IntoIterator<Item = &'k str>,
+    want: impl Fn(&str) -> Option<&'a [u8]>,
+    current: &Current,
+) -> Vec<Write> {
+    keys.into_iter()
+        .filter_map(|k| write_for(k, want(k), current.entries.get(k)))
+        .collect()
+}
+
+impl Desired {
+    /// Every key with its value, in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.objects.iter().map(|(k, v)| (k.as_str(), v.as_slice()))
+    }
 }
 
 #[cfg(test)]
@@ -224,7 +401,7 @@ mod tests {
             ("/dataplane/records/new./A", K8S),
             ("/dataplane/records/mine./A", K8S),
         ]);
-        let plan = diff(&desired, &current);
+        let plan = diff(desired.iter(), &current);
         assert_eq!((plan.puts, plan.deletes), (2, 1));
         assert_eq!(plan.user_held, ["/dataplane/records/mine./A"]);
         assert_eq!(plan.txns.len(), 1);
@@ -251,7 +428,7 @@ mod tests {
             kv("/dataplane/services/default/web", "{}", 3),
             kv("/dataplane/vips/10.0.0.1/80/tcp", USER, 4),
         ]);
-        let plan = diff(&Desired::default(), &current);
+        let plan = diff(Desired::default().iter(), &current);
         assert_eq!((plan.puts, plan.deletes), (0, 1));
         assert_eq!(
             plan.txns[0].ops,
@@ -267,7 +444,7 @@ mod tests {
             .map(|i| (format!("/dataplane/records/n{i:03}./A"), K8S))
             .collect();
         let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-        let plan = diff(&want(&refs), &Current::default());
+        let plan = diff(want(&refs).iter(), &Current::default());
         let sizes: Vec<usize> = plan.txns.iter().map(|t| t.ops.len()).collect();
         assert_eq!(sizes, [100, 100, 50]);
         assert!(plan.txns.iter().all(|t| t.compares.len() == t.ops.len()));
@@ -277,11 +454,19 @@ mod tests {
     fn applying_a_plan_makes_the_next_diff_empty() {
         let mut current = Current::from_kvs([kv("/dataplane/records/stale./A", K8S, 2)]);
         let desired = want(&[("/dataplane/records/new./A", K8S)]);
-        let plan = diff(&desired, &current);
+        let plan = diff(desired.iter(), &current);
         for txn in &plan.txns {
-            current.applied(txn, 10);
+            let applied = txn
+                .ops
+                .iter()
+                .map(|op| match op {
+                    Op::Put { key, value, .. } => (key.clone(), Some(fingerprint(value))),
+                    Op::Delete { key } => (key.clone(), None),
+                })
+                .collect();
+            current.applied(applied, 10);
         }
-        assert!(diff(&desired, &current).is_empty());
+        assert!(diff(desired.iter(), &current).is_empty());
         assert_eq!(
             current.entries["/dataplane/records/new./A"].mod_revision,
             10

@@ -1,10 +1,13 @@
 //! Writing what control derived into the project store, and nothing else.
 //!
-//! [`desired`] merges every Service's [`crate::translate::Translation`] into the key-value
-//! state control wants under `/dataplane/` ([`Desired`]). [`diff`] compares it with what the
-//! store holds ([`Current`]) and plans the writes: transactions of at most
-//! [`MAX_TXN_OPS`] operations, each write guarded by the `mod_revision` it was planned
-//! against. [`Publisher`] is the thin async part that reads the store and applies a plan.
+//! [`DesiredState`] keeps the key-value state control wants under `/dataplane/`, merged from
+//! every Service's [`crate::translate::Translation`] and updated one Service at a time
+//! ([`desired()`] is the same merge from scratch, the reference it is tested against).
+//! [`diff`] compares it with what the store holds ([`Current`]) and plans the writes:
+//! transactions of at most [`MAX_TXN_OPS`] operations, each write guarded by the
+//! `mod_revision` it was planned against, the whole key space at a full reconcile and the
+//! keys a change touched otherwise. [`Publisher`] is the thin async part that reads the
+//! store and applies the plan, several transactions in flight.
 //!
 //! Ownership rule: control writes and deletes only keys it owns: `services/` and
 //! `endpoints/`, and the `records/` and `vips/` whose stored `source` is `kubernetes`. A key
@@ -13,7 +16,11 @@
 mod apply;
 pub mod desired;
 pub mod diff;
+pub mod state;
+#[cfg(test)]
+mod state_tests;
 
 pub use apply::{Metrics, Publisher, Stats};
 pub use desired::{Desired, EndpointList, desired};
 pub use diff::{Current, MAX_TXN_OPS, Plan, Stored, diff};
+pub use state::DesiredState;

@@ -3,14 +3,14 @@
 //! A name's zone is the one whose apex is its longest suffix (RFC 1034 section 4.3.2 step 2).
 //! Health changes make a new catalog with [`Catalog::with_down`], which shares the zones.
 
-use super::zone::{NameIndex, ZoneData, new_index};
+use super::zone::{NameIndex, RrSet, ZoneData, new_index};
 use crate::wire::name::{MAX_LABELS, label_starts};
 use dataplane_common::model::{RecordSet, Zone};
 use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Zones {
     list: Vec<ZoneData>,
     by_origin: NameIndex,
@@ -18,6 +18,10 @@ struct Zones {
     max_labels: usize,
     skipped: usize,
 }
+
+/// One edit for [`Catalog::patched`]: zone index (from [`Catalog::find_index`]), lower-case
+/// wire owner, type, and the owner's new set of that type (`None`: it has none any more).
+pub type Edit = (usize, Box<[u8]>, u16, Option<RrSet>);
 
 /// All zones and the down-set.
 #[derive(Debug, Clone)]
@@ -77,8 +81,29 @@ impl Catalog {
         }
     }
 
+    /// The same catalog with `edits` applied to its zones. The zones share every node the
+    /// edits leave alone with this catalog, which is not changed. Returns `None` when an edit
+    /// is at a zone's apex or outside it (those take a rebuild).
+    pub fn patched(&self, edits: Vec<Edit>) -> Option<Self> {
+        let mut zones = Zones::clone(&self.zones);
+        for (zone, owner, rtype, set) in edits {
+            if !zones.list.get_mut(zone)?.replace(&owner, rtype, set) {
+                return None;
+            }
+        }
+        Some(Self {
+            zones: Arc::new(zones),
+            down: Arc::clone(&self.down),
+        })
+    }
+
     /// The zone whose apex is the longest suffix of the lower-case wire `qname`.
     pub fn find(&self, qname: &[u8]) -> Option<&ZoneData> {
+        self.find_index(qname).map(|i| &self.zones.list[i])
+    }
+
+    /// The index in [`Self::zones`] of the zone [`Self::find`] finds.
+    pub fn find_index(&self, qname: &[u8]) -> Option<usize> {
         let z = &self.zones;
         if z.list.is_empty() {
             return None;
@@ -99,7 +124,7 @@ impl Catalog {
                 &qname[usize::from(starts[k])..]
             };
             if let Some(&i) = z.by_origin.get(suffix) {
-                return Some(&z.list[i as usize]);
+                return Some(i as usize);
             }
         }
         None

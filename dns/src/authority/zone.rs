@@ -11,6 +11,7 @@ use ahash::RandomState;
 use dataplane_common::model::{AnswerPolicy, Name, RData, RecordSet, RecordType, Soa, Zone};
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Fixed hasher seeds: index layout does not depend on process randomness (lookups only; the
@@ -143,6 +144,8 @@ impl RrSet {
 pub struct Node {
     rrsets: Vec<RrSet>,
     delegation: bool,
+    /// Nodes one label below: an empty node without any is removed.
+    children: u32,
 }
 
 impl Node {
@@ -164,17 +167,124 @@ impl Node {
 ///
 /// Invariants: every node's name ends with the origin; every ancestor of a node up to the apex
 /// is a node too (empty non-terminals included), which is what makes closest-encloser search
-/// and wildcard blocking (RFC 4592 section 2.2.2) a matter of index lookups.
+/// and wildcard blocking (RFC 4592 section 2.2.2) a matter of index lookups; a node below the
+/// apex has record sets or nodes below it.
+///
+/// The nodes are spread over shards by a hash of their name, each shard shared until it is
+/// written: [`ZoneData::replace`] on a clone copies only the shard of each name it touches, so
+/// that one changed record set in a 100,000-name zone costs a few hundred nodes' copy, not a
+/// rebuild, and the served copy is never written to.
 #[derive(Debug, Clone)]
 pub struct ZoneData {
     origin: Box<[u8]>,
     origin_text: Name,
     origin_labels: usize,
-    nodes: Vec<Node>,
-    index: NameIndex,
-    apex: u32,
+    shards: Box<[Arc<Shard>]>,
+    route: RandomState,
+    nodes: usize,
     negative_soa: Box<[u8]>,
-    has_delegations: bool,
+    delegations: usize,
+}
+
+/// Some of a zone's nodes, by lower-case wire name.
+type Shard = HashMap<Box<[u8]>, Node, RandomState>;
+
+/// Seeds of the shard choice, unrelated to [`INDEX_SEEDS`] so that the names of one shard are
+/// spread over its buckets.
+const ROUTE_SEEDS: (u64, u64, u64, u64) = (
+    0x4528_21e6_38d0_1377,
+    0xbe54_66cf_34e9_0c6c,
+    0xc0ac_29b7_c97c_50dd,
+    0x3f84_d5b5_b547_0917,
+);
+
+/// Nodes per shard aimed at when a zone is built: small enough that copying one is cheap.
+const NODES_PER_SHARD: usize = 64;
+/// The most shards in a zone.
+const MAX_SHARDS: usize = 1 << 16;
+
+fn shard_count(nodes: usize) -> usize {
+    (nodes / NODES_PER_SHARD)
+        .next_power_of_two()
+        .clamp(1, MAX_SHARDS)
+}
+
+fn new_shard() -> Shard {
+    let (a, b, c, d) = INDEX_SEEDS;
+    HashMap::with_hasher(RandomState::with_seeds(a, b, c, d))
+}
+
+/// The nodes of a zone while they are being written.
+struct Nodes<'a> {
+    shards: &'a mut [Arc<Shard>],
+    route: &'a RandomState,
+    origin_len: usize,
+    count: &'a mut usize,
+}
+
+impl Nodes<'_> {
+    fn shard(&self, name: &[u8]) -> usize {
+        (self.route.hash_one(name) as usize) & (self.shards.len() - 1)
+    }
+
+    fn get_mut(&mut self, name: &[u8]) -> Option<&mut Node> {
+        let i = self.shard(name);
+        Arc::make_mut(&mut self.shards[i]).get_mut(name)
+    }
+
+    fn contains(&self, name: &[u8]) -> bool {
+        self.shards[self.shard(name)].contains_key(name)
+    }
+
+    fn insert(&mut self, name: &[u8], node: Node) {
+        let i = self.shard(name);
+        Arc::make_mut(&mut self.shards[i]).insert(name.into(), node);
+        *self.count += 1;
+    }
+
+    /// The node for `owner`, created with its missing ancestors (empty non-terminals) up to
+    /// the apex, which exists.
+    fn ensure(&mut self, owner: &[u8]) -> &mut Node {
+        if !self.contains(owner) {
+            self.insert(owner, Node::default());
+            let mut pos = 1 + usize::from(owner[0]);
+            loop {
+                let parent = &owner[pos..];
+                if let Some(node) = self.get_mut(parent) {
+                    node.children += 1;
+                    break;
+                }
+                debug_assert!(parent.len() > self.origin_len, "the apex always exists");
+                self.insert(
+                    parent,
+                    Node {
+                        children: 1,
+                        ..Node::default()
+                    },
+                );
+                pos += 1 + usize::from(owner[pos]);
+            }
+        }
+        self.get_mut(owner).expect("invariant: just ensured")
+    }
+
+    /// Removes `owner` and then each ancestor left empty, up to (not including) the apex.
+    fn prune(&mut self, owner: &[u8]) {
+        let mut name = owner;
+        while name.len() > self.origin_len {
+            let i = self.shard(name);
+            match self.shards[i].get(name) {
+                Some(node) if node.rrsets.is_empty() && node.children == 0 => {}
+                _ => return,
+            }
+            Arc::make_mut(&mut self.shards[i]).remove(name);
+            *self.count -= 1;
+            name = &name[1 + usize::from(name[0])..];
+            if let Some(parent) = self.get_mut(name) {
+                parent.children -= 1;
+            }
+        }
+    }
 }
 
 /// A set being assembled from possibly several sources.
@@ -216,11 +326,13 @@ impl ZoneData {
     /// The node at the lower-case wire `name`.
     #[inline]
     pub fn node(&self, name: &[u8]) -> Option<&Node> {
-        self.index.get(name).map(|&i| &self.nodes[i as usize])
+        let shard = (self.route.hash_one(name) as usize) & (self.shards.len() - 1);
+        self.shards[shard].get(name)
     }
     /// The apex node.
     pub fn apex(&self) -> &Node {
-        &self.nodes[self.apex as usize]
+        self.node(&self.origin)
+            .expect("invariant: the apex is always a node")
     }
     /// The SOA record for negative answers, its TTL lowered to the SOA minimum (RFC 2308
     /// section 3), ready to follow the apex name.
@@ -229,11 +341,91 @@ impl ZoneData {
     }
     /// Whether any node below the apex is a zone cut.
     pub fn has_delegations(&self) -> bool {
-        self.has_delegations
+        self.delegations > 0
     }
     /// How many nodes, empty non-terminals included.
     pub fn node_count(&self) -> usize {
-        self.nodes.len()
+        self.nodes
+    }
+
+    /// Every node with its name, in no particular order (for tests comparing zones).
+    #[cfg(test)]
+    pub(crate) fn nodes(&self) -> impl Iterator<Item = (&[u8], &Node)> {
+        self.shards
+            .iter()
+            .flat_map(|s| s.iter().map(|(k, v)| (&**k, v)))
+    }
+
+    /// Every node's content in a comparable form: name to (zone cut, children, the sets by
+    /// type with TTL, policy and record bytes). Two zones that answer alike dump alike.
+    #[cfg(test)]
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn dump(
+        &self,
+    ) -> std::collections::BTreeMap<Vec<u8>, (bool, u32, Vec<(u16, u32, AnswerPolicy, Vec<Vec<u8>>)>)>
+    {
+        self.nodes()
+            .map(|(name, node)| {
+                let mut sets: Vec<_> = node
+                    .rrsets
+                    .iter()
+                    .map(|s| {
+                        (
+                            s.rtype,
+                            s.ttl,
+                            s.policy,
+                            s.records.iter().map(|r| r.wire().to_vec()).collect(),
+                        )
+                    })
+                    .collect();
+                sets.sort_by_key(|s| s.0);
+                (name.to_vec(), (node.delegation, node.children, sets))
+            })
+            .collect()
+    }
+
+    /// Gives the node `owner` (a lower-case wire name below the apex and inside the zone) the
+    /// set `set` of type `rtype` in place of the one it has; `None` removes it. Empty
+    /// non-terminals are created and removed as needed; only the shards of the names touched
+    /// are copied. Returns `false`, changing nothing, for the apex or a name outside the zone
+    /// (those take a rebuild).
+    pub fn replace(&mut self, owner: &[u8], rtype: u16, set: Option<RrSet>) -> bool {
+        if owner.len() <= self.origin.len() || !self.contains(owner) {
+            return false;
+        }
+        debug_assert!(set.as_ref().is_none_or(|s| s.rtype == rtype));
+        let mut nodes = Nodes {
+            shards: &mut self.shards,
+            route: &self.route,
+            origin_len: self.origin.len(),
+            count: &mut self.nodes,
+        };
+        let was_cut;
+        let is_cut;
+        match set {
+            Some(set) => {
+                let node = nodes.ensure(owner);
+                was_cut = node.delegation;
+                match node.rrsets.iter_mut().find(|s| s.rtype == rtype) {
+                    Some(old) => *old = set,
+                    None => node.rrsets.push(set),
+                }
+                node.delegation = node.rrset(RecordType::Ns.code()).is_some();
+                is_cut = node.delegation;
+            }
+            None => {
+                let Some(node) = nodes.get_mut(owner) else {
+                    return true;
+                };
+                was_cut = node.delegation;
+                node.rrsets.retain(|s| s.rtype != rtype);
+                node.delegation = node.rrset(RecordType::Ns.code()).is_some();
+                is_cut = node.delegation;
+                nodes.prune(owner);
+            }
+        }
+        self.delegations = self.delegations + usize::from(is_cut) - usize::from(was_cut);
+        true
     }
     /// Whether the lower-case wire `name` is the apex or below it.
     pub fn contains(&self, name: &[u8]) -> bool {
@@ -315,11 +507,13 @@ impl Builder {
             None => {
                 self.by_key
                     .insert((owner.clone(), rtype), self.pending.len());
-                let records = set
-                    .records
-                    .into_iter()
-                    .filter(|r| r.record_type() == rtype)
-                    .collect();
+                // Each record once (RFC 2181 section 5), as when sets are merged.
+                let mut records: Vec<RData> = Vec::with_capacity(set.records.len());
+                for r in set.records {
+                    if r.record_type() == rtype && !records.contains(&r) {
+                        records.push(r);
+                    }
+                }
                 self.pending.push(Pending {
                     owner,
                     rtype,
@@ -333,52 +527,54 @@ impl Builder {
     }
 
     fn finish(self, zone: &Zone) -> ZoneData {
-        let mut nodes = vec![Node::default()];
-        let mut index = new_index();
-        index.insert(self.origin.clone(), 0);
         let origin_len = self.origin.len();
+        let (a, b, c, d) = ROUTE_SEEDS;
+        let route = RandomState::with_seeds(a, b, c, d);
+        let mut shards: Box<[Arc<Shard>]> = (0..shard_count(self.pending.len() + 1))
+            .map(|_| Arc::new(new_shard()))
+            .collect();
+        let mut count = 0;
+        let mut nodes = Nodes {
+            shards: &mut shards,
+            route: &route,
+            origin_len,
+            count: &mut count,
+        };
+        nodes.insert(&self.origin, Node::default());
         let soa_rdata = soa_rdata(&zone.soa);
-        nodes[0].rrsets.push(RrSet {
-            rtype: RecordType::Soa.code(),
-            ttl: zone.ttl,
-            policy: AnswerPolicy::All,
-            affinity_timeout: None,
-            key: set_key(&self.origin, RecordType::Soa.code()),
-            records: Box::new([record(
-                RecordType::Soa.code(),
-                zone.ttl,
-                &soa_rdata,
-                None,
-                None,
-            )]),
-        });
+        nodes
+            .get_mut(&self.origin)
+            .expect("invariant: the apex was just inserted")
+            .rrsets
+            .push(RrSet {
+                rtype: RecordType::Soa.code(),
+                ttl: zone.ttl,
+                policy: AnswerPolicy::All,
+                affinity_timeout: None,
+                key: set_key(&self.origin, RecordType::Soa.code()),
+                records: Box::new([record(
+                    RecordType::Soa.code(),
+                    zone.ttl,
+                    &soa_rdata,
+                    None,
+                    None,
+                )]),
+            });
         let negative_ttl = zone.ttl.min(zone.soa.minimum);
         let negative_soa =
             record(RecordType::Soa.code(), negative_ttl, &soa_rdata, None, None).wire;
 
-        let mut has_delegations = false;
+        let mut delegations = 0;
         for p in self.pending {
-            let node = node_for(&mut nodes, &mut index, &p.owner, origin_len);
-            let code = p.rtype.code();
-            let mut records = Vec::with_capacity(p.records.len());
-            let mut rdata = Vec::new();
-            for r in &p.records {
-                rdata.clear();
-                let (address, target) = encode_rdata(r, &mut rdata);
-                records.push(record(code, p.ttl, &rdata, address, target));
-            }
+            let set = p.encode();
+            let node = nodes.ensure(&p.owner);
             if p.rtype == RecordType::Ns && p.owner.len() != origin_len {
-                nodes[node].delegation = true;
-                has_delegations = true;
+                node.delegation = true;
             }
-            nodes[node].rrsets.push(RrSet {
-                rtype: code,
-                ttl: p.ttl,
-                policy: p.policy,
-                affinity_timeout: p.affinity_timeout,
-                key: set_key(&p.owner, code),
-                records: records.into(),
-            });
+            node.rrsets.push(set);
+        }
+        for shard in shards.iter() {
+            delegations += shard.values().filter(|n| n.delegation).count();
         }
         let mut origin_labels = [0u8; wire::name::MAX_LABELS];
         let origin_labels = wire::name::label_starts(&self.origin, &mut origin_labels);
@@ -386,39 +582,71 @@ impl Builder {
             origin: self.origin,
             origin_text: self.origin_name,
             origin_labels,
-            nodes,
-            index,
-            apex: 0,
+            shards,
+            route,
+            nodes: count,
             negative_soa,
-            has_delegations,
+            delegations,
         }
     }
 }
 
-/// The node for `owner`, created with its missing ancestors (empty non-terminals) up to the apex.
-fn node_for(
-    nodes: &mut Vec<Node>,
-    index: &mut NameIndex,
-    owner: &[u8],
-    origin_len: usize,
-) -> usize {
-    if let Some(&i) = index.get(owner) {
-        return i as usize;
-    }
-    let i = nodes.len();
-    nodes.push(Node::default());
-    index.insert(owner.into(), i as u32);
-    let mut pos = 1 + usize::from(owner[0]);
-    while owner.len() - pos > origin_len {
-        let ancestor = &owner[pos..];
-        if index.contains_key(ancestor) {
-            break;
+impl Pending {
+    /// A set as it would be built from `sets` at `owner` (lower-case wire) for `rtype`: the
+    /// first set's TTL and policy, the records of that type from every set, each once.
+    fn merge<'a>(
+        owner: &[u8],
+        rtype: RecordType,
+        sets: impl IntoIterator<Item = &'a RecordSet>,
+    ) -> Option<Self> {
+        let mut merged: Option<Self> = None;
+        for set in sets {
+            let p = merged.get_or_insert_with(|| Self {
+                owner: owner.into(),
+                rtype,
+                ttl: set.ttl,
+                policy: set.policy,
+                affinity_timeout: set.affinity_timeout,
+                records: Vec::new(),
+            });
+            for r in &set.records {
+                if r.record_type() == rtype && !p.records.contains(r) {
+                    p.records.push(r.clone());
+                }
+            }
         }
-        index.insert(ancestor.into(), nodes.len() as u32);
-        nodes.push(Node::default());
-        pos += 1 + usize::from(owner[pos]);
+        merged.filter(|p| !p.records.is_empty())
     }
-    i
+
+    fn encode(&self) -> RrSet {
+        let code = self.rtype.code();
+        let mut records = Vec::with_capacity(self.records.len());
+        let mut rdata = Vec::new();
+        for r in &self.records {
+            rdata.clear();
+            let (address, target) = encode_rdata(r, &mut rdata);
+            records.push(record(code, self.ttl, &rdata, address, target));
+        }
+        RrSet {
+            rtype: code,
+            ttl: self.ttl,
+            policy: self.policy,
+            affinity_timeout: self.affinity_timeout,
+            key: set_key(&self.owner, code),
+            records: records.into(),
+        }
+    }
+}
+
+/// The set `sets` make together at `owner` (lower-case wire) for `rtype`, merged as a build
+/// merges them (the first set's TTL and policy; the records of that type, each once); `None`
+/// when they hold no record of that type.
+pub fn merge_sets<'a>(
+    owner: &[u8],
+    rtype: RecordType,
+    sets: impl IntoIterator<Item = &'a RecordSet>,
+) -> Option<RrSet> {
+    Pending::merge(owner, rtype, sets).map(|p| p.encode())
 }
 
 fn set_key(owner: &[u8], rtype: u16) -> u64 {

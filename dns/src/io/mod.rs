@@ -2,10 +2,12 @@
 //! [`crate::respond::Responder`] against the current catalog snapshot, sends the replies, and
 //! counts. That is all a backend does.
 
+pub mod frame;
 pub mod mmsg;
 pub mod tcp;
 pub mod upstream;
 pub mod uring;
+pub mod xdp;
 
 /// Which UDP backend the workers use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
@@ -16,6 +18,8 @@ pub enum Backend {
     Mmsg,
     /// io_uring.
     Uring,
+    /// `AF_XDP` on this interface, one socket per queue ([`xdp`]).
+    Xdp(xdp::Interface),
 }
 
 use crate::respond::{DropReason, Outcome};
@@ -76,6 +80,8 @@ pub struct Metrics {
     drops: Arc<Counters>,
     limited: Arc<Counters>,
     latency: Arc<Histogram>,
+    /// Frames the `AF_XDP` path dropped before answering (zero with other backends).
+    pub(crate) xdp_drops: Arc<Counters>,
 }
 
 impl Metrics {
@@ -112,6 +118,13 @@ impl Metrics {
                 "Time from receiving a batch of queries to sending its replies.",
                 LATENCY_BOUNDS,
             ),
+            xdp_drops: Counters::new(
+                "dns_xdp_frames_dropped",
+                "Frames the AF_XDP path dropped without an answer, by reason (kernel: a full \
+                 receive ring).",
+                "reason",
+                &xdp::DROPS,
+            ),
         };
         telemetry.register_collector(Arc::clone(&m.queries));
         telemetry.register_collector(Arc::clone(&m.responses));
@@ -119,6 +132,7 @@ impl Metrics {
         telemetry.register_collector(Arc::clone(&m.drops));
         telemetry.register_collector(Arc::clone(&m.limited));
         telemetry.register_collector(Arc::clone(&m.latency));
+        telemetry.register_collector(Arc::clone(&m.xdp_drops));
         m
     }
 

@@ -5,15 +5,18 @@
 //! from the OS CSPRNG (RFC 5452 section 9.2), and is connected to the server so the kernel
 //! drops datagrams from other sources; the state machine checks source, ID and question again.
 //! A truncated reply is retried over TCP. Questions already being resolved are not resolved
-//! twice: later askers wait for the first resolution.
+//! twice: later askers wait for the first resolution. Every exchange and resolution is counted
+//! in [`Metrics`].
 
 use crate::recursor::cache::{Entry, Lookup};
 use crate::recursor::health::Health;
+use crate::recursor::metrics::{self, Exchange, Metrics};
 use crate::recursor::reply::Asked;
-use crate::recursor::resolve::{Answer, Resolution, Step, Verdict};
-use crate::recursor::{Cache, Mode, Settings};
+use crate::recursor::resolve::{Answer, Resolution, Stats, Step, Verdict};
+use crate::recursor::{Cache, Front, Mode, Settings};
 use crate::respond::Transport;
 use dataplane_common::clock::{Clock, SystemClock};
+use dataplane_common::telemetry::Telemetry;
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
@@ -60,31 +63,57 @@ type Key = (Box<[u8]>, u16);
 pub struct Resolver {
     settings: Settings,
     cache: Arc<Cache>,
-    health: Health,
+    health: Arc<Health>,
+    metrics: Arc<Metrics>,
     payload: u16,
     inflight: Mutex<HashMap<Key, Vec<Waiter>>>,
     slots: Semaphore,
 }
 
 impl Resolver {
-    /// A resolver filling `cache`; replies advertise `payload` octets of EDNS.
-    pub fn new(settings: Settings, cache: Arc<Cache>, payload: u16) -> Arc<Self> {
-        let health = Health::new(
+    /// A resolver filling `cache`; replies advertise `payload` octets of EDNS. Its metrics
+    /// (and the cache's) are registered in `telemetry`.
+    pub fn new(
+        settings: Settings,
+        cache: Arc<Cache>,
+        payload: u16,
+        telemetry: &Telemetry,
+    ) -> Arc<Self> {
+        let health = Arc::new(Health::new(
             SystemClock.now(),
             settings
                 .forward
                 .iter()
                 .flat_map(|z| z.upstreams.iter().copied()),
-        );
+        ));
+        let metrics = Metrics::register(telemetry, &cache, &health, SystemClock);
         let slots = Semaphore::new(settings.max_inflight.max(1));
         Arc::new(Self {
             settings,
             cache,
             health,
+            metrics,
             payload,
             inflight: Mutex::new(HashMap::new()),
             slots,
         })
+    }
+
+    /// The workers' way to the cache: take one per worker with [`Front::worker`].
+    pub fn front(&self) -> Front {
+        Front::new(
+            Arc::clone(&self.cache),
+            Arc::new(self.settings.allow.clone()),
+            &self.metrics,
+        )
+    }
+
+    /// The workers' end of a miss queue whose other end is [`Self::serve`]'s.
+    pub fn handoff(&self, tx: mpsc::Sender<Miss>) -> Handoff {
+        Handoff {
+            tx,
+            metrics: Some(Arc::clone(&self.metrics)),
+        }
     }
 
     /// Takes misses from the workers until `shutdown` resolves.
@@ -102,6 +131,9 @@ impl Resolver {
                         let Ok(asked) = Asked::read(&m.query, Transport::Udp, self.payload) else {
                             continue;
                         };
+                        if m.socket.is_none() {
+                            self.metrics.prefetch();
+                        }
                         self.dispatch(&asked, Waiter::Udp(m));
                     }
                     None => return,
@@ -116,7 +148,7 @@ impl Resolver {
         let (tx, rx) = oneshot::channel();
         self.dispatch(&asked, Waiter::Tcp(tx));
         let resolved = rx.await.unwrap_or(Resolved::Failed);
-        Some(render(&asked, &resolved, query, out))
+        Some(self.render(&asked, &resolved, query, out))
     }
 
     fn dispatch(self: &Arc<Self>, asked: &Asked, waiter: Waiter) {
@@ -158,7 +190,7 @@ impl Resolver {
                         let Ok(asked) = Asked::read(&query, Transport::Udp, this.payload) else {
                             continue;
                         };
-                        let len = render(&asked, &resolved, &query, &mut out);
+                        let len = this.render(&asked, &resolved, &query, &mut out);
                         if len > 0
                             && let Err(e) = socket.send_to(&out[..len], client)
                         {
@@ -173,8 +205,23 @@ impl Resolver {
 
     /// Resolves (`qname`, `qtype`), caches the answer, and falls back to a stale entry.
     async fn resolve(&self, qname: &[u8], qtype: u16) -> Resolved {
-        let answer = self.run(qname, qtype).await;
+        let started = SystemClock.now();
+        let (answer, stats) = self.run(qname, qtype).await;
         let now = SystemClock.now();
+        let (resolved, how) = self.keep(now, qname, qtype, &answer);
+        self.metrics
+            .resolved(how, now.saturating_duration_since(started), &stats);
+        resolved
+    }
+
+    /// Caches `answer`; when resolution failed, falls back to what the cache still has.
+    fn keep(
+        &self,
+        now: Instant,
+        qname: &[u8],
+        qtype: u16,
+        answer: &Answer,
+    ) -> (Resolved, metrics::Resolved) {
         if !answer.failed()
             && let Ok(e) = Entry::build(
                 now,
@@ -189,26 +236,42 @@ impl Resolver {
                 ],
             )
         {
-            return Resolved::Entry {
-                entry: self.cache.insert(now, e),
-                stale: false,
+            let how = if answer.rcode == crate::wire::header::rcode::NXDOMAIN {
+                metrics::Resolved::Nxdomain
+            } else {
+                metrics::Resolved::Noerror
             };
+            let entry = self.cache.insert(now, e);
+            return (
+                Resolved::Entry {
+                    entry,
+                    stale: false,
+                },
+                how,
+            );
         }
         //= https://www.rfc-editor.org/rfc/rfc8767#section-4
         //# If ... the resolver is unable to refresh the data, it SHOULD answer with
         //# stale data if available
         match self.cache.get(now, qname, qtype) {
-            Lookup::Fresh { entry, .. } => Resolved::Entry {
-                entry,
-                stale: false,
-            },
-            Lookup::Stale(entry) => Resolved::Entry { entry, stale: true },
-            Lookup::Miss => Resolved::Failed,
+            // Another resolution (or a failed prefetch's original) left a fresh one.
+            Lookup::Fresh { entry, .. } => (
+                Resolved::Entry {
+                    entry,
+                    stale: false,
+                },
+                metrics::Resolved::Servfail,
+            ),
+            Lookup::Stale(entry) => (
+                Resolved::Entry { entry, stale: true },
+                metrics::Resolved::Stale,
+            ),
+            Lookup::Miss => (Resolved::Failed, metrics::Resolved::Servfail),
         }
     }
 
     /// Drives one resolution over the network.
-    async fn run(&self, qname: &[u8], qtype: u16) -> Answer {
+    async fn run(&self, qname: &[u8], qtype: u16) -> (Answer, Stats) {
         let now = SystemClock.now();
         let settings = self.settings.resolve.clone();
         let forward = self.settings.forward_zone(qname);
@@ -229,7 +292,7 @@ impl Resolver {
         loop {
             let id = random_u16();
             match r.poll(SystemClock.now(), &self.cache, id, &mut buf) {
-                Step::Done(answer) => return answer,
+                Step::Done(answer) => return (answer, r.stats()),
                 Step::Send {
                     server,
                     len,
@@ -247,6 +310,7 @@ impl Resolver {
                         Ok(v) => v,
                         Err(e) => {
                             tracing::debug!(error = %e, %server, "upstream query failed");
+                            self.metrics.exchange(tcp, Exchange::Error);
                             r.handle_timeout(SystemClock.now());
                             false
                         }
@@ -271,15 +335,23 @@ impl Resolver {
         let until = tokio::time::Instant::from_std(deadline);
         loop {
             let Ok(got) = tokio::time::timeout_at(until, socket.recv_from(&mut buf)).await else {
+                self.metrics.exchange(false, Exchange::Timeout);
                 r.handle_timeout(SystemClock.now());
                 return Ok(false);
             };
             let (n, from) = got?;
-            match r.handle_response(SystemClock.now(), &self.cache, from, &buf[..n]) {
-                Verdict::Ignored => continue,
-                Verdict::Accepted => return Ok(true),
-                Verdict::Lame => return Ok(false),
-            }
+            let (outcome, ok) =
+                match r.handle_response(SystemClock.now(), &self.cache, from, &buf[..n]) {
+                    Verdict::Ignored => {
+                        self.metrics.ignored();
+                        continue;
+                    }
+                    Verdict::Accepted => (Exchange::Answer, true),
+                    Verdict::Truncated => (Exchange::Truncated, true),
+                    Verdict::Lame => (Exchange::Lame, false),
+                };
+            self.metrics.exchange(false, outcome);
+            return Ok(ok);
         }
     }
 
@@ -304,32 +376,39 @@ impl Resolver {
             io::Result::Ok(reply)
         };
         let Ok(reply) = tokio::time::timeout_at(until, exchange).await else {
+            self.metrics.exchange(true, Exchange::Timeout);
             r.handle_timeout(SystemClock.now());
             return Ok(false);
         };
         let reply = reply?;
-        Ok(
-            match r.handle_response(SystemClock.now(), &self.cache, server, &reply) {
-                Verdict::Accepted => true,
-                Verdict::Ignored => {
-                    r.handle_timeout(SystemClock.now());
-                    false
-                }
-                Verdict::Lame => false,
-            },
-        )
+        let (outcome, ok) = match r.handle_response(SystemClock.now(), &self.cache, server, &reply)
+        {
+            Verdict::Accepted | Verdict::Truncated => (Exchange::Answer, true),
+            Verdict::Ignored => {
+                // One reply per connection: a wrong one ends the exchange.
+                self.metrics.ignored();
+                r.handle_timeout(SystemClock.now());
+                (Exchange::Error, false)
+            }
+            Verdict::Lame => (Exchange::Lame, false),
+        };
+        self.metrics.exchange(true, outcome);
+        Ok(ok)
     }
-}
 
-/// The client's reply for what resolution left.
-fn render(asked: &Asked, resolved: &Resolved, query: &[u8], out: &mut [u8]) -> usize {
-    match resolved {
-        Resolved::Entry { entry, stale } => {
-            asked
-                .write(entry, SystemClock.now(), query, out, *stale)
-                .len
+    /// The client's reply for what resolution left.
+    fn render(&self, asked: &Asked, resolved: &Resolved, query: &[u8], out: &mut [u8]) -> usize {
+        match resolved {
+            Resolved::Entry { entry, stale } => {
+                if *stale {
+                    self.metrics.stale_served();
+                }
+                asked
+                    .write(entry, SystemClock.now(), query, out, *stale)
+                    .len
+            }
+            Resolved::Failed => asked.servfail(query, out),
         }
-        Resolved::Failed => asked.servfail(query, out),
     }
 }
 
@@ -369,12 +448,14 @@ async fn bind_random(server: SocketAddr) -> io::Result<UdpSocket> {
 #[derive(Debug, Clone)]
 pub struct Handoff {
     tx: mpsc::Sender<Miss>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl Handoff {
-    /// The workers' end of a queue whose other end [`Resolver::serve`] reads.
+    /// The workers' end of a queue whose other end [`Resolver::serve`] reads; drops are not
+    /// counted (see [`Resolver::handoff`]).
     pub fn new(tx: mpsc::Sender<Miss>) -> Self {
-        Self { tx }
+        Self { tx, metrics: None }
     }
 
     /// Hands a miss over, to be answered from `socket` (or, with `None`, a prefetch that is
@@ -385,12 +466,17 @@ impl Handoff {
         query: &[u8],
         socket: Option<&Arc<StdUdpSocket>>,
     ) -> bool {
-        self.tx
+        let sent = self
+            .tx
             .try_send(Miss {
                 client,
                 query: query.into(),
                 socket: socket.map(Arc::clone),
             })
-            .is_ok()
+            .is_ok();
+        if !sent && let Some(m) = &self.metrics {
+            m.dropped();
+        }
+        sent
     }
 }

@@ -224,6 +224,7 @@ fn the_cache_stays_bounded_and_keeps_hit_entries() {
         put(i);
     }
     assert!(cache.len() <= 1024 + SHARDS, "{}", cache.len());
+    assert_eq!(cache.evictions(), 5_000 - cache.len() as u64);
     assert!(matches!(
         cache.get(clock.now(), &name(0), TYPE_A),
         Lookup::Fresh { .. }

@@ -16,6 +16,23 @@ struct Upstream {
     fails: AtomicU32,
     /// Nanoseconds after `epoch` until which it counts as down.
     down_until: AtomicU64,
+    answered: AtomicU64,
+    failed: AtomicU64,
+}
+
+/// One upstream's state, for telemetry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Report {
+    /// The upstream.
+    pub addr: SocketAddr,
+    /// Not in its cool-off.
+    pub up: bool,
+    /// Failures since its last success.
+    pub consecutive_failures: u32,
+    /// Exchanges that succeeded, ever.
+    pub answered: u64,
+    /// Exchanges that failed (timeout, error, SERVFAIL or REFUSED), ever.
+    pub failed: u64,
 }
 
 /// The health of a fixed set of upstreams.
@@ -35,6 +52,8 @@ impl Health {
                     addr,
                     fails: AtomicU32::new(0),
                     down_until: AtomicU64::new(0),
+                    answered: AtomicU64::new(0),
+                    failed: AtomicU64::new(0),
                 });
             }
         }
@@ -60,11 +79,25 @@ impl Health {
         up
     }
 
+    /// Every upstream's state at `now`.
+    pub fn report(&self, now: Instant) -> impl Iterator<Item = Report> + '_ {
+        let t = self.at(now);
+        self.upstreams.iter().map(move |u| Report {
+            addr: u.addr,
+            up: u.down_until.load(Ordering::Relaxed) <= t,
+            consecutive_failures: u.fails.load(Ordering::Relaxed),
+            answered: u.answered.load(Ordering::Relaxed),
+            failed: u.failed.load(Ordering::Relaxed),
+        })
+    }
+
     /// Records one exchange with `addr`.
     pub fn record(&self, now: Instant, addr: SocketAddr, ok: bool) {
         let Some(u) = self.upstreams.iter().find(|u| u.addr == addr) else {
             return;
         };
+        let total = if ok { &u.answered } else { &u.failed };
+        total.fetch_add(1, Ordering::Relaxed);
         if ok {
             u.fails.store(0, Ordering::Relaxed);
             u.down_until.store(0, Ordering::Relaxed);
@@ -92,7 +125,18 @@ mod tests {
         }
         assert_eq!(h.order(now, &[a, b]), [b, a]);
         assert_eq!(h.order(now + COOL_OFF, &[a, b]), [a, b]);
+        let r: Vec<Report> = h.report(now).collect();
+        assert_eq!(
+            (r[0].up, r[0].consecutive_failures, r[0].failed),
+            (false, FALL, 3)
+        );
+        assert!(r[1].up);
         h.record(now, a, true);
         assert!(!h.is_down(now, a));
+        let r: Vec<Report> = h.report(now).collect();
+        assert_eq!(
+            (r[0].up, r[0].consecutive_failures, r[0].answered),
+            (true, 0, 1)
+        );
     }
 }

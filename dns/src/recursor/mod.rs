@@ -9,6 +9,7 @@
 //! - [`acl`]: which clients may ask for recursion.
 //! - [`health`]: forward upstreams' recent failures, to try healthy ones first.
 //! - [`reply`]: a client's reply written from a cache entry (or SERVFAIL).
+//! - [`metrics`]: what recursion counts, in `/metrics`.
 //!
 //! Nothing here opens a socket or reads a clock: `crate::io::upstream` sends the queries and
 //! the workers serve cache hits through [`Front`].
@@ -17,14 +18,17 @@ pub mod acl;
 pub mod bailiwick;
 pub mod cache;
 pub mod health;
+pub mod metrics;
 pub mod reply;
 pub mod resolve;
 
 #[cfg(test)]
 pub(crate) mod testing;
 
+use cache::Lookup;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Instant;
 
 pub use acl::Acl;
 pub use cache::Cache;
@@ -74,19 +78,71 @@ impl Settings {
     }
 }
 
-/// What a worker needs to answer recursive queries from the cache: the shared cache and who
-/// may ask. Cloning is cheap.
-#[derive(Debug, Clone)]
+/// What a worker needs to answer recursive queries from the cache: the shared cache, who may
+/// ask, and where lookups are counted.
+///
+/// Each UDP worker takes its own with [`Front::worker`]: its lookups go to counters of its own,
+/// so a hit writes no counter another thread writes; that front MUST stay on its thread. A
+/// clone counts with shared atomics instead (TCP connections clone one each).
+#[derive(Debug)]
 pub struct Front {
-    /// The shared cache.
-    pub cache: Arc<Cache>,
-    /// Clients allowed.
-    pub allow: Arc<Acl>,
+    cache: Arc<Cache>,
+    allow: Arc<Acl>,
+    lookups: Arc<metrics::Lookups>,
+    tally: metrics::Tally,
+}
+
+impl Clone for Front {
+    fn clone(&self) -> Self {
+        Self {
+            cache: Arc::clone(&self.cache),
+            allow: Arc::clone(&self.allow),
+            lookups: Arc::clone(&self.lookups),
+            tally: self.lookups.shared(),
+        }
+    }
 }
 
 impl Front {
+    /// A front on `cache` for the clients `allow` lets in, counting into `metrics`.
+    pub fn new(cache: Arc<Cache>, allow: Arc<Acl>, metrics: &metrics::Metrics) -> Self {
+        let lookups = Arc::clone(metrics.lookups());
+        Self {
+            cache,
+            allow,
+            tally: lookups.shared(),
+            lookups,
+        }
+    }
+
+    /// A front for one worker thread, with a counter shard of its own.
+    pub fn worker(&self) -> Self {
+        Self {
+            tally: self.lookups.worker(),
+            ..self.clone()
+        }
+    }
+
+    /// The shared cache.
+    pub fn cache(&self) -> &Arc<Cache> {
+        &self.cache
+    }
+
     /// Whether `client` may ask for recursion.
     pub fn allows(&self, client: IpAddr) -> bool {
         self.allow.allows(client)
+    }
+
+    /// Looks (`qname`, `qtype`) up in the cache and counts what was found.
+    #[inline]
+    pub fn lookup(&self, now: Instant, qname: &[u8], qtype: u16) -> Lookup {
+        let found = self.cache.get(now, qname, qtype);
+        let slot = match &found {
+            Lookup::Fresh { .. } => metrics::HIT,
+            Lookup::Stale(_) => metrics::EXPIRED,
+            Lookup::Miss => metrics::MISS,
+        };
+        self.tally.inc(slot);
+        found
     }
 }

@@ -24,7 +24,9 @@ use super::bailiwick::{self, Referral};
 use super::cache::{Cache, Delegation, Entry};
 use crate::wire::TYPE_ANY;
 use crate::wire::header::{OPCODE_MASK, QR, RD, TC, rcode};
-use crate::wire::message::{Message, Rr, TYPE_A, TYPE_AAAA, TYPE_CNAME, TYPE_SOA, write_query};
+use crate::wire::message::{
+    Message, Rr, TYPE_A, TYPE_AAAA, TYPE_CNAME, TYPE_NS, TYPE_SOA, write_query,
+};
 use crate::wire::{CLASS_IN, edns};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -112,9 +114,45 @@ pub enum Verdict {
     Ignored,
     /// The reply, used.
     Accepted,
+    /// The reply, truncated (TC) over UDP: the next poll asks the same server over TCP.
+    Truncated,
     /// The reply, from a server that could not answer (SERVFAIL, REFUSED, a lame referral):
     /// count it against the server.
     Lame,
+}
+
+/// Which limit of the [`Budget`] a resolution ran into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// Upstream queries.
+    Queries,
+    /// Referrals followed.
+    Referrals,
+    /// Wall time.
+    Time,
+    /// CNAMEs followed.
+    Cnames,
+    /// Nesting of glueless server address resolutions.
+    Depth,
+}
+
+impl Limit {
+    /// Metric label values, by discriminant.
+    pub const NAMES: [&'static str; 5] = ["queries", "referrals", "time", "cnames", "depth"];
+}
+
+/// What a resolution saw on its way, for telemetry: the caller reads it with
+/// [`Resolution::stats`] once it is done.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Answer records outside the answering server's zone, dropped.
+    pub rejected_answers: u32,
+    /// Referrals sideways or upwards (not below the referring server's zone), refused.
+    pub rejected_referrals: u32,
+    /// Glue outside the referring server's zone, dropped.
+    pub rejected_glue: u32,
+    /// The budget limit it ran into, if any (the last one).
+    pub exhausted: Option<Limit>,
 }
 
 /// The outcome.
@@ -196,6 +234,7 @@ pub struct Resolution {
     waiting: Option<Waiting>,
     tcp_retry: Option<SocketAddr>,
     done: Option<Answer>,
+    stats: Stats,
 }
 
 const ROOT: &[u8] = b"\x00";
@@ -257,7 +296,13 @@ impl Resolution {
             waiting: None,
             tcp_retry: None,
             done: None,
+            stats: Stats::default(),
         }
+    }
+
+    /// What it saw so far.
+    pub fn stats(&self) -> Stats {
+        self.stats
     }
 
     /// A frame for `qname` starting at the closest cached delegation, else the root hints.
@@ -335,7 +380,17 @@ impl Resolution {
         self.waiting = None;
         let budget = self.settings.budget;
         let deadline = self.started + budget.time;
-        if now >= deadline || self.queries >= budget.queries || self.referrals > budget.referrals {
+        let exhausted = if now >= deadline {
+            Some(Limit::Time)
+        } else if self.queries >= budget.queries {
+            Some(Limit::Queries)
+        } else if self.referrals > budget.referrals {
+            Some(Limit::Referrals)
+        } else {
+            None
+        };
+        if exhausted.is_some() {
+            self.stats.exhausted = exhausted;
             return Step::Done(Answer::servfail());
         }
         loop {
@@ -400,6 +455,9 @@ impl Resolution {
                 self.frames.push(sub);
                 continue;
             }
+            if glueless.is_some() && !self.forward {
+                self.stats.exhausted = Some(Limit::Depth);
+            }
             if let Some(done) = self.finish(now, cache, rcode::SERVFAIL, Vec::new()) {
                 return Step::Done(done);
             }
@@ -443,7 +501,7 @@ impl Resolution {
         let w = self.waiting.take().expect("invariant: checked above");
         if m.flags & TC != 0 && !w.tcp {
             self.tcp_retry = Some(w.server);
-            return Verdict::Accepted;
+            return Verdict::Truncated;
         }
         let rc = m.rcode();
         if rc != u16::from(rcode::NOERROR) && rc != u16::from(rcode::NXDOMAIN) {
@@ -480,6 +538,9 @@ impl Resolution {
         if let Some(r) = bailiwick::referral(&f.cut, &w.qname, &m.authority) {
             return self.follow(now, cache, r, m);
         }
+        if stray_referral(m) {
+            self.stats.rejected_referrals += 1;
+        }
         let f = self
             .frames
             .last_mut()
@@ -513,6 +574,8 @@ impl Resolution {
         let inside = |r: &&Rr| r.class == CLASS_IN && bailiwick::is_at_or_below(&r.owner, &cut);
         let qtype = f.qtype;
         let mut cur = f.qname.clone();
+        let stray = m.answer.iter().filter(|r| !inside(r)).count();
+        self.stats.rejected_answers += u32::try_from(stray).unwrap_or(u32::MAX);
         loop {
             let finals: Vec<Rr> = m
                 .answer
@@ -535,6 +598,9 @@ impl Resolution {
             let target: Box<[u8]> = c.target().unwrap_or(ROOT).into();
             let looped = *target == *f.question || f.chain.iter().any(|r| *r.owner == *target);
             if looped || f.chain.len() >= limit {
+                if !looped {
+                    self.stats.exhausted = Some(Limit::Cnames);
+                }
                 self.finish_push(now, cache, rcode::SERVFAIL, Vec::new());
                 return Verdict::Accepted;
             }
@@ -580,6 +646,9 @@ impl Resolution {
             self.finish_push(now, cache, rcode::NOERROR, soa);
             return Verdict::Accepted;
         }
+        if stray_referral(m) {
+            self.stats.rejected_referrals += 1;
+        }
         Verdict::Lame
     }
 
@@ -588,6 +657,13 @@ impl Resolution {
         self.referrals += 1;
         let port = self.settings.port;
         let mut f = self.frames.pop().expect("invariant: a frame is waiting");
+        let stray = m
+            .additional
+            .iter()
+            .filter(|g| matches!(g.rtype, TYPE_A | TYPE_AAAA))
+            .filter(|g| !bailiwick::is_at_or_below(&g.owner, &f.cut))
+            .count();
+        self.stats.rejected_glue += u32::try_from(stray).unwrap_or(u32::MAX);
         let servers: Vec<Server> =
             r.ns.iter()
                 .map(|ns| Server {
@@ -686,6 +762,14 @@ impl Resolution {
         }
         None
     }
+}
+
+/// Whether a reply that is no usable referral still looks like one: NS records in a
+/// non-authoritative authority section, pointing sideways or upwards.
+fn stray_referral(m: &Message) -> bool {
+    m.flags & crate::wire::header::AA == 0
+        && m.authority.iter().any(|r| r.rtype == TYPE_NS)
+        && !m.authority.iter().any(|r| r.rtype == TYPE_SOA)
 }
 
 /// The first address of the frame's servers not tried yet this round; marks it tried.

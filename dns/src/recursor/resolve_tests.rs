@@ -128,6 +128,7 @@ fn cname_loops_and_dead_hierarchies_are_servfail_within_budget() {
     let over = net.recursive(&tight, "www.example.test.", TYPE_A);
     assert!(over.failed());
     assert_eq!(net.log.len(), 2, "no query past the budget");
+    assert_eq!(net.stats.exhausted, Some(Limit::Queries));
 }
 
 #[test]
@@ -217,6 +218,7 @@ fn out_of_bailiwick_answers_are_not_believed() {
     );
     let a = net.recursive(&settings(), "alias.example.test.", TYPE_A);
     assert_eq!(addrs(&a), ["192.0.2.2"], "{a:?}");
+    assert_eq!(net.stats.rejected_answers, 1, "{:?}", net.stats);
 }
 
 #[test]
@@ -259,4 +261,76 @@ fn forward_mode_fails_over_to_the_next_upstream() {
     let a = net.drive(r);
     assert_eq!(addrs(&a), ["192.0.2.1"]);
     assert_eq!(net.log.len(), 2);
+}
+
+/// `m` encoded again (every record with the smallest TTL), as its server would send it.
+fn reencode(now: Instant, m: &Message) -> Option<Vec<u8>> {
+    let e = Entry::build(
+        now,
+        &crate::recursor::cache::Settings::default(),
+        &m.qname,
+        m.qtype,
+        m.rcode() as u8,
+        [&m.answer, &m.authority, &m.additional],
+    )
+    .ok()?;
+    let mut reply = e.wire().to_vec();
+    reply[..2].copy_from_slice(&m.id.to_be_bytes());
+    Some(reply)
+}
+
+#[test]
+fn stray_glue_and_upward_referrals_are_refused_and_counted() {
+    let mut net = hierarchy();
+    let clock = net.clock.clone();
+    // test.'s server slips in an address for a root server with its referral.
+    let mut tld = authority(&[TEST_ZONE]);
+    net.server(
+        "10.0.0.2",
+        Box::new(move |q| {
+            let mut m = Message::parse(&tld(q)?).ok()?;
+            m.additional.push(Rr {
+                owner: wire("a.root.").into(),
+                rtype: TYPE_A,
+                class: 1,
+                ttl: 60,
+                rdata: [6, 6, 6, 6].into(),
+            });
+            reencode(clock.now(), &m)
+        }),
+    );
+    // example.test.'s server refers back up to test., at an attacker's server.
+    let clock = net.clock.clone();
+    net.server(
+        "10.0.0.3",
+        Box::new(move |q| {
+            let mut m = Message::parse(q).ok()?;
+            m.authority.push(Rr {
+                owner: wire("test.").into(),
+                rtype: TYPE_NS,
+                class: 1,
+                ttl: 60,
+                rdata: wire("ns.evil.").into(),
+            });
+            m.additional.push(Rr {
+                owner: wire("ns.evil.").into(),
+                rtype: TYPE_A,
+                class: 1,
+                ttl: 60,
+                rdata: [6, 6, 6, 7].into(),
+            });
+            reencode(clock.now(), &m)
+        }),
+    );
+    let a = net.recursive(&settings(), "www.example.test.", TYPE_A);
+    assert!(a.failed(), "{a:?}");
+    assert_eq!(net.stats.rejected_glue, 1, "{:?}", net.stats);
+    assert!(net.stats.rejected_referrals >= 1, "{:?}", net.stats);
+    assert!(
+        !net.log
+            .iter()
+            .any(|(s, _, _)| s.ip().to_string().starts_with("6.6.6")),
+        "{:?}",
+        net.log
+    );
 }

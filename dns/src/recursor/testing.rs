@@ -3,7 +3,7 @@
 //! every query asked is logged.
 
 use super::cache::{self, Cache};
-use super::resolve::{Answer, Resolution, Settings, Step, Verdict};
+use super::resolve::{Answer, Resolution, Settings, Stats, Step, Verdict};
 use crate::authority::Catalog;
 use crate::respond::{Options, Outcome, Responder, Transport};
 use crate::wire::message::Message;
@@ -27,6 +27,8 @@ pub(crate) struct Net {
     /// Verdicts of every datagram handed in.
     pub(crate) verdicts: Vec<Verdict>,
     pub(crate) spoof: Option<Spoof>,
+    /// What the last resolution driven saw.
+    pub(crate) stats: Stats,
 }
 
 pub(crate) fn addr(s: &str) -> SocketAddr {
@@ -78,6 +80,7 @@ impl Net {
             log: Vec::new(),
             verdicts: Vec::new(),
             spoof: None,
+            stats: Stats::default(),
         }
     }
 
@@ -96,7 +99,10 @@ impl Net {
         loop {
             id = id.wrapping_add(7919);
             match r.poll(self.clock.now(), &self.cache, id, &mut buf) {
-                Step::Done(a) => return a,
+                Step::Done(a) => {
+                    self.stats = r.stats();
+                    return a;
+                }
                 Step::Send {
                     server,
                     len,

@@ -29,7 +29,6 @@ use crate::wire::question::Question;
 use crate::wire::{CLASS_ANY, CLASS_IN, Error, TYPE_AXFR, TYPE_IXFR, TYPE_OPT};
 use dataplane_common::model::AnswerPolicy;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Instant;
 
 /// The transport a query came over, which bounds the reply's size.
@@ -240,11 +239,10 @@ impl Responder {
                 truncated = true;
             }
         }
-        let recursion = self
+        let recursing = self
             .recursion
             .as_ref()
-            .filter(|f| f.allows(client.ip()))
-            .map(|f| Arc::clone(&f.cache));
+            .is_some_and(|f| f.allows(client.ip()));
         // Outside every zone: recursion for allowed clients that ask for it, else REFUSED.
         if answered.rcode == rcode::REFUSED
             && !answered.authoritative
@@ -253,9 +251,10 @@ impl Responder {
             && !matches!(q.qtype, TYPE_AXFR | TYPE_IXFR | TYPE_OPT)
             && client_opt.is_none_or(|o| o.version == 0)
             && catalog.find(qname.as_bytes()).is_none()
-            && let Some(cache) = recursion.as_ref()
+            && recursing
+            && let Some(front) = self.recursion.as_ref()
         {
-            return match cache.get(now, qname.as_bytes(), q.qtype) {
+            return match front.lookup(now, qname.as_bytes(), q.qtype) {
                 Lookup::Fresh { entry, prefetch } => {
                     self.prefetch = prefetch;
                     let s = entry.write(now, query, out, limit, reply_opt, false);
@@ -277,7 +276,7 @@ impl Responder {
         //= https://www.rfc-editor.org/rfc/rfc1035#section-4.1.1
         //# RA Recursion Available - this be set or cleared in a response, and denotes
         //# whether recursive query support is available in the name server.
-        if recursion.is_some() {
+        if recursing {
             flags |= RA;
         }
         if answered.authoritative {

@@ -76,6 +76,7 @@ fn config(capacity: u32) -> Config {
         },
         persistence_capacity: 1024,
         flow_seed: 7,
+        fast_path: None,
     }
 }
 

@@ -1,54 +1,14 @@
-//! The Internet checksum: full computation (RFC 1071), incremental update (RFC 1624) and the
-//! TCP/UDP/ICMPv6 pseudo-headers.
+//! The Internet checksum: full computation (RFC 1071, from [`dataplane_common::packet_io`]),
+//! incremental update (RFC 1624) and the TCP/UDP/ICMPv6 pseudo-headers.
 //!
 //! A one's-complement sum is kept in a `u64` accumulator of 32-bit big-endian words (2¹⁶ ≡ 1
 //! modulo 2¹⁶−1, so summing 32-bit words is the same sum) and folded to 16 bits at the end.
 
 use crate::flow::Addr;
 
-//= https://www.rfc-editor.org/rfc/rfc1071#section-1
-//# (1) Adjacent octets to be checksummed are paired to form 16-bit integers, and the 1's
-//# complement sum of these 16-bit integers is formed.
-
-/// Adds `data` to a one's-complement accumulator. `data` MUST start at an even offset of the
-/// checksummed whole; a trailing odd byte is padded with a zero byte.
-#[inline]
-pub fn add(mut acc: u64, data: &[u8]) -> u64 {
-    let mut words = data.chunks_exact(4);
-    for w in &mut words {
-        acc += u64::from(u32::from_be_bytes([w[0], w[1], w[2], w[3]]));
-    }
-    let rest = words.remainder();
-    let mut i = 0;
-    if rest.len() >= 2 {
-        acc += u64::from(u16::from_be_bytes([rest[0], rest[1]]));
-        i = 2;
-    }
-    if let Some(&b) = rest.get(i) {
-        acc += u64::from(b) << 8;
-    }
-    acc
-}
-
-/// Folds an accumulator to 16 bits with end-around carry.
-#[inline]
-pub fn fold(mut acc: u64) -> u16 {
-    while acc >> 16 != 0 {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    acc as u16
-}
-
-/// The checksum of an accumulated sum: its folded one's complement.
-#[inline]
-pub fn finish(acc: u64) -> u16 {
-    !fold(acc)
-}
-
-/// The checksum of `data` alone.
-pub fn checksum(data: &[u8]) -> u16 {
-    finish(add(0, data))
-}
+// The RFC 1071 sum and the completion of a checksum left to offload are shared with the
+// packet I/O backends, which finish such checksums before the datapath sees a frame.
+pub use dataplane_common::packet_io::checksum::{add, checksum, complete, finish, fold};
 
 //= https://www.rfc-editor.org/rfc/rfc793#section-3.1
 //# The checksum also covers a 96 bit pseudo header conceptually prefixed to the TCP header.
@@ -140,40 +100,6 @@ pub fn update_ipv6(hc: u16, old: &[u8; 16], new: &[u8; 16]) -> u16 {
     let mut d = Delta::default();
     d.replace(old, new);
     d.apply(hc)
-}
-
-/// Computes the TCP or UDP checksum of `frame` in full and writes it, for a frame whose
-/// checksum was left to be finished by a NIC (Linux `CHECKSUM_PARTIAL`, which `AF_PACKET`
-/// reports as `TP_STATUS_CSUMNOTREADY`: such a frame holds only the pseudo-header sum, and
-/// the incremental updates of a rewrite would carry the error along). Returns whether it
-/// wrote one; anything else (not TCP or UDP, a fragment, malformed) is left alone.
-pub fn complete(frame: &mut [u8]) -> bool {
-    use crate::flow::{TCP, UDP};
-    use crate::packet::frame::{self, Kind};
-    use crate::packet::{tcp, udp};
-    let Ok(Some(f)) = frame::parse(frame) else {
-        return false;
-    };
-    let at = match f.kind {
-        Kind::Tcp { .. } => tcp::CHECKSUM,
-        Kind::Udp => udp::CHECKSUM,
-        Kind::Icmp | Kind::Fragment | Kind::Other => return false,
-    } + f.l4;
-    let t = &f.tuple;
-    frame[at..at + 2].fill(0);
-    let len = (f.end - f.l4) as u32;
-    let mut c = finish(add(
-        pseudo_header(&t.src, &t.dst, t.proto, len),
-        &frame[f.l4..f.end],
-    ));
-    //= https://www.rfc-editor.org/rfc/rfc768
-    //# If the computed checksum is zero, it is transmitted as all ones.
-    if t.proto == UDP && c == 0 {
-        c = 0xffff;
-    }
-    debug_assert!(t.proto == TCP || t.proto == UDP);
-    frame[at..at + 2].copy_from_slice(&c.to_be_bytes());
-    true
 }
 
 #[cfg(test)]

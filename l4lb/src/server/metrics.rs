@@ -4,6 +4,7 @@
 //! real server of a VIP, and per drop reason.
 
 use crate::counters::{Counter, Counters};
+use crate::datapath::FastPathStats;
 use crate::drop::DropReason;
 use crate::io::LinkStats;
 use crate::vips::Vips;
@@ -26,6 +27,8 @@ pub(crate) struct Published {
     /// Failed flushes.
     pub(crate) tx_errors: u64,
     pub(crate) sessions: u64,
+    /// The XDP fast path's, when on.
+    pub(crate) fast: Option<FastPathStats>,
 }
 
 /// Every worker's published counters.
@@ -45,6 +48,7 @@ impl Board {
             tx_full: 0,
             tx_errors: 0,
             sessions: 0,
+            fast: None,
         }));
         self.workers
             .lock()
@@ -69,6 +73,7 @@ struct Sums {
     truncated: u64,
     tx_full: u64,
     tx_errors: u64,
+    fast: Option<FastPathStats>,
 }
 
 fn add(into: &mut Counter, c: &Counter) {
@@ -126,6 +131,14 @@ impl Board {
             s.truncated += p.link.truncated;
             s.tx_full += p.tx_full;
             s.tx_errors += p.tx_errors;
+            if let Some(f) = p.fast {
+                let sum = s.fast.get_or_insert_default();
+                sum.packets += f.packets;
+                sum.bytes += f.bytes;
+                sum.installs += f.installs;
+                sum.removals += f.removals;
+                sum.errors += f.errors;
+            }
         }
         s
     }
@@ -305,6 +318,40 @@ impl Collector for Metrics {
             ),
             &link,
         )?;
+        if let Some(f) = s.fast {
+            counter(
+                &mut encoder,
+                (
+                    "lb_fast_path_packets",
+                    "Packets the XDP program forwarded itself (counted in lb_packets too, up to a poll interval late).",
+                    MetricType::Counter,
+                ),
+                &[(vec![], f.packets)],
+            )?;
+            counter(
+                &mut encoder,
+                (
+                    "lb_fast_path_bytes",
+                    "Bytes the XDP program forwarded itself.",
+                    MetricType::Counter,
+                ),
+                &[(vec![], f.bytes)],
+            )?;
+            let events = [
+                (vec![("event", "install")], f.installs),
+                (vec![("event", "remove")], f.removals),
+                (vec![("event", "error")], f.errors),
+            ];
+            counter(
+                &mut encoder,
+                (
+                    "lb_fast_path_sessions",
+                    "Sessions put into and taken out of the XDP program's map, and map operations that failed.",
+                    MetricType::Counter,
+                ),
+                &events,
+            )?;
+        }
         Ok(())
     }
 }

@@ -24,6 +24,7 @@ use self::follow::{BuildMetrics, Fixed, Outputs};
 use self::metrics::{Board, Metrics};
 use self::worker::Shared;
 use crate::datapath::{Config, Datapath};
+use crate::fastpath::Flows;
 use crate::health::{self, Checker};
 use crate::io::{Rx, Tx};
 use crate::vips::{Link, Vips};
@@ -51,6 +52,9 @@ pub struct Settings {
     pub neighbours: Option<(String, Duration)>,
     /// Health checking, if on.
     pub health: Option<health::Settings>,
+    /// The XDP fast path's map, when the links are `AF_XDP` behind a program that has it:
+    /// the workers install established sessions there ([`crate::fastpath`]).
+    pub fast_path: Option<Arc<Flows>>,
 }
 
 /// A running balancer. Dropping it does not stop it: call [`Server::stop`].
@@ -99,9 +103,13 @@ impl Server {
         let workers = u16::try_from(links.len()).unwrap_or(u16::MAX);
         let mut threads = Vec::with_capacity(links.len());
         for (i, (rx, tx)) in links.into_iter().enumerate() {
+            let fast = settings.fast_path.clone();
             let config = Config {
                 worker: i as u16,
                 workers,
+                fast_path: fast
+                    .as_ref()
+                    .map(|_| settings.datapath.fast_path.unwrap_or_default()),
                 ..settings.datapath
             };
             let dp = Datapath::new(config, Arc::clone(&empty));
@@ -109,7 +117,7 @@ impl Server {
             let shared = Arc::clone(&shared);
             let t = std::thread::Builder::new()
                 .name(format!("lb-worker-{i}"))
-                .spawn(move || worker::run(rx, tx, dp, &shared, &slot))?;
+                .spawn(move || worker::run(rx, tx, dp, &shared, &slot, fast.as_deref()))?;
             threads.push(t);
         }
 
@@ -152,6 +160,12 @@ impl Server {
         let mut rx = self.synced.clone();
         let rev = rx.wait_for(Option::is_some).await.map(|r| r.unwrap_or(0));
         rev.unwrap_or(0)
+    }
+
+    /// The store revision of each snapshot swapped in (None before the first): for the
+    /// node's registration.
+    pub fn applied(&self) -> watch::Receiver<Option<Revision>> {
+        self.synced.clone()
     }
 
     /// The snapshot being served.

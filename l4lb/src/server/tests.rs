@@ -62,6 +62,7 @@ async fn store_changes_reach_the_workers_and_their_counters_reach_metrics() {
         datapath: Config::default(),
         neighbours: None,
         health: None,
+        fast_path: None,
     };
     let telemetry = Telemetry::new();
     let links = vec![(mem::Rx::new(inq.clone()), mem::Tx::new(outq.clone()))];
@@ -90,9 +91,14 @@ async fn store_changes_reach_the_workers_and_their_counters_reach_metrics() {
         source: "user".into(),
     };
     let key = keys::vip(vip.address, vip.port, vip.protocol);
-    store.put(&key, model::encode(&vip), None).await.unwrap();
+    let written = store.put(&key, model::encode(&vip), None).await.unwrap();
     until("the VIP in the snapshot", || {
         server.vips().vips().len() == 1
+    })
+    .await;
+    // What the node's registration follows: the revision of each snapshot swapped in.
+    until("the applied revision", || {
+        *server.applied().borrow() == Some(written)
     })
     .await;
 

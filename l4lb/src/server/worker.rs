@@ -3,10 +3,12 @@
 //! Frames the datapath passes are dropped: the balancer's interface is dedicated to it; with
 //! AF_PACKET the host stack gets its own copy of every frame anyway
 //! ([`crate::io::af_packet`]), and with AF_XDP only frames to our addresses reach a worker,
-//! the rest going to the host ([`crate::io::xdp`]).
+//! the rest going to the host ([`crate::io::xdp`]). With the XDP fast path, the worker also
+//! carries out its datapath's map intents after each batch ([`crate::fastpath`]).
 
 use super::metrics::Published;
 use crate::datapath::{Datapath, Verdict};
+use crate::fastpath::{Applier, Flows};
 use crate::io::{Rx, Tx};
 use crate::vips::Vips;
 use dataplane_common::clock::{Clock, SystemClock};
@@ -48,7 +50,9 @@ pub(crate) fn run<R: Rx, T: Tx>(
     mut dp: Datapath,
     shared: &Shared,
     slot: &Mutex<Published>,
+    fast: Option<&Flows>,
 ) {
+    let mut applier = Applier::new(BATCH + SWEEP as usize);
     let mut tx_full = 0u64;
     let mut tx_errors = 0u64;
     let mut published = 0u64;
@@ -78,6 +82,11 @@ pub(crate) fn run<R: Rx, T: Tx>(
             tracing::debug!(error = %e, "transmit flush failed");
         }
         dp.handle_timeout(now, SWEEP);
+        if let Some(flows) = fast
+            && dp.has_fast_path_intents()
+        {
+            applier.apply(flows, &mut dp, now);
+        }
         if now.wrapping_sub(published) >= PUBLISH_TICKS {
             published = now;
             // Never wait for a scrape: if the scraper holds the slot, publish next time.
@@ -90,6 +99,7 @@ pub(crate) fn run<R: Rx, T: Tx>(
                 p.tx_full = tx_full;
                 p.tx_errors = tx_errors;
                 p.sessions = u64::from(dp.sessions().len());
+                p.fast = dp.fast_path_stats();
             }
         }
     }

@@ -136,10 +136,18 @@ impl Table {
     /// sessions found expired at `now`, handing each to `on_expired`. Returns how many were
     /// removed. Calling it with a budget of B slots per T ticks visits every slot once per
     /// `capacity / B × T` ticks.
-    pub fn sweep(
+    pub fn sweep(&mut self, now: Tick, max_slots: u32, on_expired: impl FnMut(&Session)) -> u32 {
+        self.sweep_with(now, max_slots, |_, _| false, on_expired)
+    }
+
+    /// [`Table::sweep`], except that an expired session for which `keep` says `true` stays
+    /// (the fast path's sessions: their packets may have gone by in the kernel, so their
+    /// counters are read first; see [`crate::fastpath`]).
+    pub fn sweep_with(
         &mut self,
         now: Tick,
         max_slots: u32,
+        mut keep: impl FnMut(SessionId, &Session) -> bool,
         mut on_expired: impl FnMut(&Session),
     ) -> u32 {
         let cap = self.capacity();
@@ -152,7 +160,7 @@ impl Table {
                 self.sweep_cursor + 1
             };
             let s = self.get(id);
-            if s.is_live() && self.timeouts.is_expired(s, now) {
+            if s.is_live() && self.timeouts.is_expired(s, now) && !keep(id, s) {
                 let s = self.remove(id);
                 on_expired(&s);
                 removed += 1;

@@ -4,6 +4,7 @@
 //! from or gives it back to a free stack, so the packet path never allocates.
 
 use super::expiry::State;
+use crate::fastpath::Totals;
 use crate::flow::Tuple;
 use crate::tick::Tick;
 use dataplane_common::model::ForwardingMode;
@@ -23,7 +24,7 @@ impl SessionId {
 /// "Not in this snapshot": the VIP or real server of a session that a new snapshot removed.
 pub const NONE: u32 = u32::MAX;
 
-/// One tracked flow: 112 bytes (see the `memory_budget_for_ten_million_sessions` test).
+/// One tracked flow: 128 bytes (see the `memory_budget_for_ten_million_sessions` test).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Session {
     /// The client's packets as they arrive: client → VIP. Keys the client index.
@@ -47,6 +48,11 @@ pub struct Session {
     pub state: State,
     /// How it is forwarded.
     pub mode: ForwardingMode,
+    /// Whether its entries are in the XDP fast path's map (asked for: see
+    /// [`crate::fastpath`]).
+    pub fast: bool,
+    /// What the fast path's entries counted that `packets` and `bytes` already include.
+    pub folded: Totals,
 }
 
 impl Session {
@@ -74,6 +80,11 @@ impl Session {
         bytes: 0,
         state: State::Free,
         mode: ForwardingMode::FullNat,
+        fast: false,
+        folded: Totals {
+            packets: 0,
+            bytes: 0,
+        },
     };
 
     /// Whether the slot holds a session.

@@ -8,12 +8,15 @@
 //!   node bumps, so it is not mistaken for its dead predecessor).
 //! - [`config`]: the timers for a fleet of a given size.
 //! - [`udp`]: the runtime over a tokio UDP socket; it publishes the live members.
+//! - [`join`]: seeds from the store's registrations, then [`udp::start`]; what the
+//!   daemons call.
 //! - `sim` (tests): the same members over an in-memory network with virtual time, for the
 //!   1,000-member convergence measurement.
 //!
 //! Members are seeded from the store's node registrations (their `addresses.gossip`), so a
 //! fleet starts converged; gossip keeps it so without the store.
 
+pub mod join;
 pub mod udp;
 
 #[cfg(test)]

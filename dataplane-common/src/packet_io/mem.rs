@@ -175,7 +175,7 @@ impl super::Tx for Tx {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::io::{Rx as _, Tx as _};
+    use crate::packet_io::{Rx as _, Tx as _};
 
     #[test]
     fn frames_come_out_in_order_and_a_full_queue_refuses() {

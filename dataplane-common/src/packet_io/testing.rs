@@ -8,16 +8,21 @@ use std::sync::atomic::{AtomicU32, Ordering};
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
 /// A network namespace with a veth pair `veth-a`–`veth-b`, deleted on drop.
-pub(crate) struct Netns(String);
+#[derive(Debug)]
+pub struct Netns(String);
 
 impl Netns {
-    pub(crate) fn new() -> Option<Self> {
+    /// A fresh namespace with the pair up; `None` when not root.
+    ///
+    /// # Panics
+    /// When `ip` fails.
+    pub fn new() -> Option<Self> {
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } != 0 {
             return None;
         }
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let name = format!("l4lb-io-{}-{n}", std::process::id());
+        let name = format!("dp-io-{}-{n}", std::process::id());
         let ip = |args: &[&str]| {
             let ok = Command::new("ip")
                 .args(args)
@@ -40,7 +45,10 @@ impl Netns {
     }
 
     /// Runs `f` on a thread inside the namespace.
-    pub(crate) fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+    ///
+    /// # Panics
+    /// When entering the namespace fails, or `f` panics.
+    pub fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
         let path = format!("/var/run/netns/{}", self.0);
         std::thread::scope(|s| {
             s.spawn(|| {
@@ -64,7 +72,7 @@ impl Drop for Netns {
 
 impl Netns {
     /// The namespace's name.
-    pub(crate) fn name(&self) -> &str {
+    pub fn name(&self) -> &str {
         &self.0
     }
 }

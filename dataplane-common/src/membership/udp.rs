@@ -149,7 +149,7 @@ pub const FAST_DETECTION_BOUND: Duration = Duration::from_secs(5);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dataplane_common::clock::{Clock, SystemClock};
+    use crate::clock::{Clock, SystemClock};
 
     #[tokio::test]
     async fn three_members_over_udp_see_a_killed_one_go_down() {

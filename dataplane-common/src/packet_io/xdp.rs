@@ -14,19 +14,25 @@
 //!   the descriptors, then publishes its own index with Release (the entries may be reused
 //!   from then on). Indexes are free-running `u32`s; a slot is `index & (size - 1)`.
 //! - A frame handed to the datapath is rewritten in place in the UMEM; [`Tx::push`] copies it
-//!   into a transmit frame (the [`crate::io::Tx`] contract is a copy), and the receive frame
-//!   goes straight back to the fill ring.
+//!   into a transmit frame (the [`super::Tx`] contract is a copy), and the receive frame
+//!   goes straight back to the fill ring. [`Duplex`] is the other way to use a socket, for a
+//!   server that answers each frame with one frame: the reply leaves from the request's own
+//!   frame, no copy (dns).
 //! - Binding tries `XDP_ZEROCOPY` first and falls back to `XDP_COPY` (veth, most virtual
 //!   devices); both with `XDP_USE_NEED_WAKEUP`, so the kernel is only kicked when it asks.
-//! - Only frames the [`Program`] redirects arrive: IPv4/IPv6 to our addresses. Everything
-//!   else goes to the kernel, which, unlike with `AF_PACKET`, does NOT see our frames.
+//! - Only frames the [`Program`] redirects arrive: IPv4/IPv6 to our addresses (and, with a
+//!   [`Filter::Udp`], only UDP to one port). Everything else goes to the kernel, which, unlike
+//!   with `AF_PACKET`, does NOT see our frames.
 //! - No checksum offload information comes with a frame: frames from a local sender with
 //!   `CHECKSUM_PARTIAL` (veth with TX checksum offload on) arrive with an unfinished checksum.
 //!   On real NICs frames come from the wire, complete.
 
+pub mod bpf;
+mod duplex;
 mod program;
 
-pub use program::{Attach, MAX_DESTINATIONS, MAX_QUEUES, Mode, Program};
+pub use duplex::{Duplex, open_duplex};
+pub use program::{Attach, Filter, MAX_DESTINATIONS, MAX_QUEUES, Mode, Program};
 
 use super::LinkStats;
 use std::io;
@@ -339,8 +345,45 @@ fn bind(fd: &OwnedFd, ifindex: u32, queue: u32, flags: u16) -> io::Result<()> {
 /// such interface or queue, a kernel without `AF_XDP`).
 pub fn open(config: &Config, program: &Program) -> io::Result<(Rx, Tx)> {
     let frames = config.frames.max(64).next_power_of_two();
-    let frame_size = config.frame_size.clamp(2048, 4096).next_power_of_two();
     let half = frames / 2;
+    // Each ring holds every frame that can be in it, so none ever overflows.
+    let s = socket(config, program, half, half)?;
+    let rx = Rx {
+        fill: s.fill,
+        rx: s.rx,
+        shared: Arc::clone(&s.shared),
+        stats: LinkStats::default(),
+    };
+    let tx = Tx {
+        tx: s.tx,
+        completion: s.completion,
+        free: (half..frames)
+            .rev()
+            .map(|i| u64::from(i) * u64::from(s.frame_size))
+            .collect(),
+        frame_size: s.frame_size,
+        queued: 0,
+        shared: s.shared,
+    };
+    Ok((rx, tx))
+}
+
+/// A bound and registered socket, before it is split into halves (or not).
+struct Socket {
+    fill: Ring<u64>,
+    completion: Ring<u64>,
+    rx: Ring<libc::xdp_desc>,
+    tx: Ring<libc::xdp_desc>,
+    shared: Arc<Shared>,
+    frame_size: u32,
+}
+
+/// Makes the socket, its UMEM and four rings of `ring` entries each, puts the first
+/// `fill_frames` frames in the fill ring, binds and registers it with `program`.
+fn socket(config: &Config, program: &Program, ring: u32, fill_frames: u32) -> io::Result<Socket> {
+    let frames = config.frames.max(64).next_power_of_two();
+    let frame_size = config.frame_size.clamp(2048, 4096).next_power_of_two();
+    debug_assert!(ring.is_power_of_two() && fill_frames <= ring && fill_frames <= frames);
     // SAFETY: plain socket creation; the result is checked.
     let raw = check(unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) })?;
     // SAFETY: `raw` is a fresh descriptor nobody else owns.
@@ -373,11 +416,10 @@ pub fn open(config: &Config, program: &Program) -> io::Result<(Rx, Tx)> {
         tx_metadata_len: 0,
     };
     set_option(&fd, libc::XDP_UMEM_REG, &reg)?;
-    // Each ring holds every frame that can be in it, so none ever overflows.
-    set_option(&fd, libc::XDP_UMEM_FILL_RING, &half)?;
-    set_option(&fd, libc::XDP_UMEM_COMPLETION_RING, &half)?;
-    set_option(&fd, libc::XDP_RX_RING, &half)?;
-    set_option(&fd, libc::XDP_TX_RING, &half)?;
+    set_option(&fd, libc::XDP_UMEM_FILL_RING, &ring)?;
+    set_option(&fd, libc::XDP_UMEM_COMPLETION_RING, &ring)?;
+    set_option(&fd, libc::XDP_RX_RING, &ring)?;
+    set_option(&fd, libc::XDP_TX_RING, &ring)?;
     // SAFETY: plain old data; all zeroes is valid.
     let mut off: libc::xdp_mmap_offsets = unsafe { std::mem::zeroed() };
     get_option(&fd, libc::XDP_MMAP_OFFSETS, &mut off)?;
@@ -385,19 +427,18 @@ pub fn open(config: &Config, program: &Program) -> io::Result<(Rx, Tx)> {
         &fd,
         libc::XDP_UMEM_PGOFF_FILL_RING as libc::off_t,
         &off.fr,
-        half,
+        ring,
     )?;
     let completion = Ring::<u64>::map(
         &fd,
         libc::XDP_UMEM_PGOFF_COMPLETION_RING as libc::off_t,
         &off.cr,
-        half,
+        ring,
     )?;
-    let rx = Ring::<libc::xdp_desc>::map(&fd, libc::XDP_PGOFF_RX_RING, &off.rx, half)?;
-    let tx = Ring::<libc::xdp_desc>::map(&fd, libc::XDP_PGOFF_TX_RING, &off.tx, half)?;
-    // Every receive frame starts in the fill ring.
-    debug_assert_eq!(fill.free(), half);
-    for i in 0..half {
+    let rx = Ring::<libc::xdp_desc>::map(&fd, libc::XDP_PGOFF_RX_RING, &off.rx, ring)?;
+    let tx = Ring::<libc::xdp_desc>::map(&fd, libc::XDP_PGOFF_TX_RING, &off.tx, ring)?;
+    debug_assert_eq!(fill.free(), ring);
+    for i in 0..fill_frames {
         fill.write(u64::from(i) * u64::from(frame_size));
     }
     fill.submit();
@@ -416,29 +457,18 @@ pub fn open(config: &Config, program: &Program) -> io::Result<(Rx, Tx)> {
         Bind::Copy
     };
     program.register(config.queue, &fd)?;
-    let shared = Arc::new(Shared {
-        fd,
-        umem,
-        bind: bound,
-    });
-    let rx = Rx {
+    Ok(Socket {
         fill,
-        rx,
-        shared: Arc::clone(&shared),
-        stats: LinkStats::default(),
-    };
-    let tx = Tx {
-        tx,
         completion,
-        free: (half..frames)
-            .rev()
-            .map(|i| u64::from(i) * u64::from(frame_size))
-            .collect(),
+        rx,
+        tx,
+        shared: Arc::new(Shared {
+            fd,
+            umem,
+            bind: bound,
+        }),
         frame_size,
-        queued: 0,
-        shared,
-    };
-    Ok((rx, tx))
+    })
 }
 
 impl Shared {
@@ -451,6 +481,47 @@ impl Shared {
         }
         // SAFETY: `start + len` is within the mapping (checked above).
         Some(unsafe { self.umem.base.as_ptr().add(start) })
+    }
+
+    /// Waits up to `timeout` until a frame is received; returns whether one is.
+    fn wait(&self, timeout: Duration) -> io::Result<bool> {
+        let mut pfd = libc::pollfd {
+            fd: self.fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
+        // SAFETY: `pfd` is one valid pollfd.
+        match unsafe { libc::poll(&mut pfd, 1, ms) } {
+            n if n >= 0 => Ok(n > 0),
+            _ => {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    Ok(false)
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    /// Makes the kernel take what `tx` holds (published already).
+    fn send(&self, tx: &Ring<libc::xdp_desc>) -> io::Result<()> {
+        if self.bind == Bind::Copy {
+            // Copy mode sends only when kicked, and at most 32 frames per kick
+            // (`TX_BATCH_SIZE` in net/xdp/xsk.c): kick until the kernel took them all.
+            for _ in 0..=(tx.mask + 1) / 32 {
+                if tx.consumer().load(Ordering::Acquire) == tx.cached_prod {
+                    break;
+                }
+                self.kick(libc::MSG_DONTWAIT)?;
+            }
+            Ok(())
+        } else if tx.needs_wakeup() {
+            self.kick(libc::MSG_DONTWAIT)
+        } else {
+            Ok(())
+        }
     }
 
     fn kick(&self, flags: libc::c_int) -> io::Result<()> {
@@ -481,27 +552,6 @@ impl Rx {
     pub fn bind(&self) -> Bind {
         self.shared.bind
     }
-
-    fn wait(&self, timeout: Duration) -> io::Result<bool> {
-        let mut pfd = libc::pollfd {
-            fd: self.shared.fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
-        // SAFETY: `pfd` is one valid pollfd.
-        match unsafe { libc::poll(&mut pfd, 1, ms) } {
-            n if n >= 0 => Ok(n > 0),
-            _ => {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    Ok(false)
-                } else {
-                    Err(e)
-                }
-            }
-        }
-    }
 }
 
 impl super::Rx for Rx {
@@ -515,9 +565,9 @@ impl super::Rx for Rx {
         if ready == 0 {
             if self.fill.needs_wakeup() {
                 // Zero-copy drivers stop when the fill ring ran dry; poll kicks them.
-                let _ = self.wait(Duration::ZERO);
+                let _ = self.shared.wait(Duration::ZERO);
             }
-            if timeout.is_zero() || !self.wait(timeout)? {
+            if timeout.is_zero() || !self.shared.wait(timeout)? {
                 return Ok(0);
             }
             ready = self.rx.peek();
@@ -616,29 +666,8 @@ impl super::Tx for Tx {
             self.queued = 0;
             self.tx.submit();
         }
-        let result = if self.shared.bind == Bind::Copy {
-            // Copy mode sends only when kicked, and at most 32 frames per kick
-            // (`TX_BATCH_SIZE` in net/xdp/xsk.c): kick until the kernel took them all.
-            let mut result = Ok(());
-            for _ in 0..=(self.tx.mask + 1) / 32 {
-                if self.tx.consumer().load(Ordering::Acquire) == self.tx.cached_prod {
-                    break;
-                }
-                result = self.shared.kick(libc::MSG_DONTWAIT);
-                if result.is_err() {
-                    break;
-                }
-            }
-            result
-        } else if self.tx.needs_wakeup() {
-            self.shared.kick(libc::MSG_DONTWAIT)
-        } else {
-            Ok(())
-        };
+        let result = self.shared.send(&self.tx);
         self.reclaim();
         result
     }
 }
-
-#[cfg(test)]
-mod tests;

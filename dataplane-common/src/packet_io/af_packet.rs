@@ -8,22 +8,20 @@
 //! - No allocation and no system call per frame: a batch is the frames of ready blocks, a
 //!   flush is one `send` that walks the transmit ring.
 //! - Frames whose checksum the sender left to offload (`TP_STATUS_CSUMNOTREADY`, as on veth)
-//!   get it computed before the datapath sees them ([`checksum::complete`]).
+//!   get it computed before the worker sees them ([`checksum::complete`]).
 //!
-//! Several workers on one interface join a `PACKET_FANOUT_CBPF` group whose classic BPF
-//! program ([`steering`]) sends a full-NAT reply to the worker that owns its local port
-//! ([`crate::ports`]) and every other flow to a worker chosen by its source.
+//! Several workers on one interface join a `PACKET_FANOUT_CBPF` group ([`Fanout`]) whose
+//! classic BPF program, given by the user of the backend, picks the worker of each frame
+//! (l4lb's steers a full-NAT reply to the worker that owns its local port).
 //!
 //! The host stack still receives every frame (a packet socket is a tap, not a hook): the
 //! interface SHOULD have no address for the VIPs and local addresses, and forwarding SHOULD
 //! be off on it, so that the host drops what the balancer handles.
 
 use super::LinkStats;
-use crate::packet::Mac;
-use crate::packet::checksum;
+use super::checksum;
 use std::ffi::CString;
 use std::io;
-use std::net::IpAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::Arc;
@@ -170,12 +168,12 @@ fn interface_request(
     Ok(req)
 }
 
-/// The interface's index, MAC and MTU, as the kernel of the caller's network namespace
+/// The interface's index, MAC address and MTU, as the kernel of the caller's network namespace
 /// knows them.
 ///
 /// # Errors
 /// When there is no such interface.
-pub fn interface(name: &str) -> io::Result<(u32, Mac, u32)> {
+pub fn interface(name: &str) -> io::Result<(u32, [u8; 6], u32)> {
     // SAFETY: plain socket creation; the result is checked.
     let raw =
         check(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
@@ -198,7 +196,7 @@ pub fn interface(name: &str) -> io::Result<(u32, Mac, u32)> {
     let mtu = interface_request(&fd, name, libc::SIOCGIFMTU)?;
     // SAFETY: SIOCGIFMTU filled the `ifru_mtu` member.
     let mtu = unsafe { mtu.ifr_ifru.ifru_mtu };
-    Ok((index, Mac(mac), mtu as u32))
+    Ok((index, mac, mtu as u32))
 }
 
 /// Opens a socket on `config.interface` with both rings. With `fanout`, joins that group
@@ -527,183 +525,3 @@ pub struct Fanout {
     /// The program; its return value modulo the group size is the member.
     pub program: Vec<libc::sock_filter>,
 }
-
-impl Fanout {
-    /// A group of `workers` sockets steered by [`steering`] for `local` addresses.
-    pub fn new(group: u16, workers: u16, local: &[IpAddr]) -> Self {
-        Self {
-            group,
-            program: steering(workers, local),
-        }
-    }
-}
-
-/// Classic BPF opcodes used by [`steering`] (linux/filter.h).
-mod op {
-    pub(super) const LD_W_ABS: u16 = 0x20;
-    pub(super) const LD_H_ABS: u16 = 0x28;
-    pub(super) const LD_B_ABS: u16 = 0x30;
-    pub(super) const LD_H_IND: u16 = 0x48;
-    pub(super) const LDX_B_MSH: u16 = 0xb1;
-    pub(super) const LDX_MEM: u16 = 0x61;
-    pub(super) const ST: u16 = 0x02;
-    pub(super) const JEQ_K: u16 = 0x15;
-    pub(super) const JSET_K: u16 = 0x45;
-    pub(super) const SUB_K: u16 = 0x14;
-    pub(super) const MOD_K: u16 = 0x94;
-    pub(super) const XOR_X: u16 = 0xac;
-    pub(super) const RET_K: u16 = 0x06;
-    pub(super) const RET_A: u16 = 0x16;
-}
-
-/// A jump target while assembling.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum To {
-    Next,
-    Label(u8),
-}
-
-/// A tiny assembler with forward labels.
-#[derive(Debug, Default)]
-struct Asm {
-    code: Vec<(u16, To, To, u32)>,
-    labels: Vec<(u8, usize)>,
-}
-
-impl Asm {
-    fn op(&mut self, code: u16, k: u32) {
-        self.code.push((code, To::Next, To::Next, k));
-    }
-    fn jump(&mut self, code: u16, k: u32, jt: To, jf: To) {
-        self.code.push((code, jt, jf, k));
-    }
-    fn label(&mut self, l: u8) {
-        self.labels.push((l, self.code.len()));
-    }
-    fn finish(self) -> Vec<libc::sock_filter> {
-        let at = |l: u8| {
-            self.labels
-                .iter()
-                .find(|(x, _)| *x == l)
-                .map(|(_, i)| *i)
-                .expect("invariant: every label is placed")
-        };
-        self.code
-            .iter()
-            .enumerate()
-            .map(|(i, &(code, jt, jf, k))| {
-                let rel = |t: To| match t {
-                    To::Next => 0,
-                    To::Label(l) => {
-                        let d = at(l) - i - 1;
-                        u8::try_from(d).expect("invariant: jumps stay within 255 instructions")
-                    }
-                };
-                libc::sock_filter {
-                    code,
-                    jt: rel(jt),
-                    jf: rel(jf),
-                    k,
-                }
-            })
-            .collect()
-    }
-}
-
-/// Classic BPF for `PACKET_FANOUT_CBPF` over `workers` sockets: a TCP or UDP frame to one of
-/// the `local` addresses goes to `(dst_port - FIRST) % workers`, the owner of that port
-/// ([`crate::ports::Partition::owner`]); any other TCP or UDP frame to a worker picked by its
-/// source address and port, so that a client flow always meets the same worker. Everything
-/// else (ARP, ICMP, fragments) goes to worker 0. IPv6 extension headers are not stepped over;
-/// at most 16 local addresses per family are matched.
-pub fn steering(workers: u16, local: &[IpAddr]) -> Vec<libc::sock_filter> {
-    const V6: u8 = 1;
-    const LOCAL4: u8 = 2;
-    const LOCAL6: u8 = 3;
-    const ZERO: u8 = 4;
-    let n = u32::from(workers.max(1));
-    let first = u32::from(crate::ports::FIRST);
-    let v4: Vec<u32> = local
-        .iter()
-        .filter_map(|a| match a {
-            IpAddr::V4(a) => Some(u32::from(*a)),
-            IpAddr::V6(_) => None,
-        })
-        .take(16)
-        .collect();
-    let v6: Vec<[u32; 4]> = local
-        .iter()
-        .filter_map(|a| match a {
-            IpAddr::V6(a) => {
-                let o = a.octets();
-                Some(std::array::from_fn(|i| {
-                    u32::from_be_bytes([o[4 * i], o[4 * i + 1], o[4 * i + 2], o[4 * i + 3]])
-                }))
-            }
-            IpAddr::V4(_) => None,
-        })
-        .take(16)
-        .collect();
-    let mut a = Asm::default();
-    a.op(op::LD_H_ABS, 12);
-    a.jump(op::JEQ_K, 0x0800, To::Next, To::Label(V6));
-    // IPv4: TCP or UDP, not a fragment.
-    a.op(op::LD_B_ABS, 23);
-    a.jump(op::JEQ_K, 6, To::Label(10), To::Next);
-    a.jump(op::JEQ_K, 17, To::Next, To::Label(ZERO));
-    a.label(10);
-    a.op(op::LD_H_ABS, 20);
-    a.jump(op::JSET_K, 0x1fff, To::Label(ZERO), To::Next);
-    a.op(op::LDX_B_MSH, 14);
-    a.op(op::LD_W_ABS, 30);
-    for addr in &v4 {
-        a.jump(op::JEQ_K, *addr, To::Label(LOCAL4), To::Next);
-    }
-    // A client flow: (source port ^ source address) % n.
-    a.op(op::LD_H_IND, 14);
-    a.op(op::ST, 0);
-    a.op(op::LD_W_ABS, 26);
-    a.op(op::LDX_MEM, 0);
-    a.op(op::XOR_X, 0);
-    a.op(op::MOD_K, n);
-    a.op(op::RET_A, 0);
-    a.label(LOCAL4);
-    a.op(op::LD_H_IND, 16);
-    a.op(op::SUB_K, first);
-    a.op(op::MOD_K, n);
-    a.op(op::RET_A, 0);
-    // IPv6 (fixed header only).
-    a.label(V6);
-    a.jump(op::JEQ_K, 0x86dd, To::Next, To::Label(ZERO));
-    a.op(op::LD_B_ABS, 20);
-    a.jump(op::JEQ_K, 6, To::Label(11), To::Next);
-    a.jump(op::JEQ_K, 17, To::Next, To::Label(ZERO));
-    a.label(11);
-    for (i, words) in v6.iter().enumerate() {
-        let miss = To::Label(20 + i as u8);
-        for (w, word) in words.iter().enumerate() {
-            a.op(op::LD_W_ABS, 38 + 4 * w as u32);
-            let hit = if w == 3 { To::Label(LOCAL6) } else { To::Next };
-            a.jump(op::JEQ_K, *word, hit, miss);
-        }
-        a.label(20 + i as u8);
-    }
-    a.op(op::LD_H_ABS, 54);
-    a.op(op::ST, 0);
-    a.op(op::LD_W_ABS, 34);
-    a.op(op::LDX_MEM, 0);
-    a.op(op::XOR_X, 0);
-    a.op(op::MOD_K, n);
-    a.op(op::RET_A, 0);
-    a.label(LOCAL6);
-    a.op(op::LD_H_ABS, 56);
-    a.op(op::SUB_K, first);
-    a.op(op::MOD_K, n);
-    a.op(op::RET_A, 0);
-    a.label(ZERO);
-    a.op(op::RET_K, 0);
-    a.finish()
-}
-
-#[cfg(test)]
-mod tests;

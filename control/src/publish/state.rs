@@ -1,0 +1,242 @@
+//! The desired state kept up to date one Service at a time. PURE.
+//!
+//! [`super::desired()`] merges every translation from scratch: right, but O(cluster) per
+//! change, which is what kept propagation near a second at 10,000 Services. [`DesiredState`]
+//! holds what each Service contributes to each key and re-merges only the keys a changed
+//! Service touches (its old keys and its new ones), with the same rules: record sets at one
+//! owner are the union of their data in Service order (the first Service's TTL and policy,
+//! one CNAME target), and a VIP goes to the first Service by namespace and name.
+//!
+//! Contributions are kept encoded, as they are written: a key one Service wants (nearly
+//! all of them) is served from that one buffer, and only a key several Services share is
+//! decoded to be merged.
+
+use super::desired::{EndpointList, endpoints_key, service_key};
+use crate::translate::Translation;
+use dataplane_common::model::{RData, RecordSet, RecordType, decode, encode, keys};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+/// A Service's namespace and name; the order of this tuple is the merge order.
+pub type Owner = Arc<(String, String)>;
+
+/// One key: every Service's contribution, in Service order, and the merge when there are
+/// several.
+#[derive(Debug, Clone)]
+struct Entry {
+    parts: Vec<(Owner, Box<[u8]>)>,
+    /// The merged value when it is not simply the one part's.
+    merged: Option<Box<[u8]>>,
+}
+
+impl Entry {
+    fn value(&self) -> &[u8] {
+        match &self.merged {
+            Some(merged) => merged,
+            None => &self.parts[0].1,
+        }
+    }
+}
+
+/// What one Service's change did to the desired state.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// Keys whose desired value changed, was created or went away.
+    pub keys: Vec<Arc<str>>,
+    /// Conflicts found while merging those keys (two Services wanting one VIP, several
+    /// CNAME targets).
+    pub conflicts: Vec<String>,
+}
+
+/// The desired state, updated per Service.
+#[derive(Debug, Clone, Default)]
+pub struct DesiredState {
+    entries: BTreeMap<Arc<str>, Entry>,
+    /// The keys each Service contributes to, so that its old ones are found when it changes.
+    services: HashMap<Owner, Box<[Arc<str>]>>,
+}
+
+impl DesiredState {
+    /// An empty state.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many keys are wanted.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether none are.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The value wanted at `key`.
+    pub fn get(&self, key: &str) -> Option<&[u8]> {
+        self.entries.get(key).map(Entry::value)
+    }
+
+    /// Every wanted key with its value, in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.entries.iter().map(|(k, e)| (&**k, e.value()))
+    }
+
+    /// The wanted keys after `after` (all of them for `None`), in key order.
+    pub fn iter_after<'a>(
+        &'a self,
+        after: Option<&str>,
+    ) -> Box<dyn Iterator<Item = (&'a str, &'a [u8])> + 'a> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        match after {
+            None => Box::new(self.iter()),
+            Some(after) => Box::new(
+                self.entries
+                    .range::<str, _>((Excluded(after), Unbounded))
+                    .map(|(k, e)| (&**k, e.value())),
+            ),
+        }
+    }
+
+    /// Replaces what the Service `namespace/name` contributes with `translation` (`None`:
+    /// the Service is gone or cannot be translated); returns the keys whose value changed.
+    pub fn set(
+        &mut self,
+        namespace: &str,
+        name: &str,
+        translation: Option<&Translation>,
+    ) -> Changes {
+        let owner: Owner = Arc::new((namespace.to_owned(), name.to_owned()));
+        let old_keys = self.services.remove(&owner).unwrap_or_default();
+        let new_parts = translation.map(contributions).unwrap_or_default();
+
+        // The old values of every key touched, to report only real changes.
+        let mut touched: Vec<(Arc<str>, Option<Vec<u8>>)> = Vec::new();
+        let mut note = |key: &Arc<str>, entries: &BTreeMap<Arc<str>, Entry>| {
+            if !touched.iter().any(|(k, _)| k == key) {
+                touched.push((key.clone(), entries.get(key).map(|e| e.value().to_vec())));
+            }
+        };
+        for key in old_keys.iter() {
+            note(key, &self.entries);
+            if let Some(entry) = self.entries.get_mut(key) {
+                entry.parts.retain(|(o, _)| *o != owner);
+            }
+        }
+        let mut new_keys: Vec<Arc<str>> = Vec::with_capacity(new_parts.len());
+        for (key, part) in new_parts {
+            let key: Arc<str> = match self.entries.get_key_value(key.as_str()) {
+                Some((k, _)) => k.clone(),
+                None => key.into(),
+            };
+            note(&key, &self.entries);
+            let entry = self.entries.entry(key.clone()).or_insert_with(|| Entry {
+                parts: Vec::new(),
+                merged: None,
+            });
+            // After every earlier Service and after this one's earlier parts at this key.
+            let at = entry.parts.partition_point(|(o, _)| *o <= owner);
+            entry.parts.insert(at, (owner.clone(), part));
+            if !new_keys.contains(&key) {
+                new_keys.push(key);
+            }
+        }
+        if !new_keys.is_empty() {
+            self.services.insert(owner, new_keys.into());
+        }
+
+        let mut changes = Changes::default();
+        for (key, old) in touched {
+            let now = match self.entries.get_mut(&key) {
+                Some(entry) if entry.parts.is_empty() => {
+                    self.entries.remove(&key);
+                    None
+                }
+                Some(entry) => {
+                    entry.merged = merge(&key, &entry.parts, &mut changes.conflicts);
+                    Some(entry.value())
+                }
+                None => None,
+            };
+            if now != old.as_deref() {
+                changes.keys.push(key);
+            }
+        }
+        changes
+    }
+}
+
+/// The keys one translation wants, each with its encoded value, in the order
+/// [`super::desired()`] adds them.
+fn contributions(t: &Translation) -> Vec<(String, Box<[u8]>)> {
+    let (ns, name) = (&t.service.namespace, &t.service.name);
+    let mut out = Vec::with_capacity(2 + t.records.len() + t.vips.len());
+    out.push((service_key(ns, name), encode(&t.service).into()));
+    out.push((
+        endpoints_key(ns, name),
+        encode(&EndpointList {
+            endpoints: t.endpoints.clone(),
+        })
+        .into(),
+    ));
+    for set in &t.records {
+        if let Some(kind) = set.record_type() {
+            out.push((keys::record_set(&set.name, kind), encode(set).into()));
+        }
+    }
+    for vip in &t.vips {
+        out.push((
+            keys::vip(vip.address, vip.port, vip.protocol),
+            encode(vip).into(),
+        ));
+    }
+    out
+}
+
+/// The value of a key with several parts (or a CNAME set, which holds one target), or
+/// `None` when it is the single part as it is.
+fn merge(
+    key: &str,
+    parts: &[(Owner, Box<[u8]>)],
+    conflicts: &mut Vec<String>,
+) -> Option<Box<[u8]>> {
+    let cname = key
+        .strip_suffix(RecordType::Cname.as_str())
+        .is_some_and(|k| k.ends_with('/'));
+    if parts.len() == 1 && !cname {
+        return None;
+    }
+    if key.starts_with(keys::RECORDS) {
+        let mut sets = parts
+            .iter()
+            .filter_map(|(_, bytes)| decode::<RecordSet>(bytes).ok());
+        let mut merged = sets.next()?;
+        for set in sets {
+            for r in set.records {
+                if !merged.records.contains(&r) {
+                    merged.records.push(r);
+                }
+            }
+        }
+        if merged.records.len() > 1 && matches!(merged.records[0], RData::Cname { .. }) {
+            conflicts.push(format!(
+                "{}: several CNAME targets; the first is kept",
+                merged.name
+            ));
+            merged.records.truncate(1);
+        }
+        return Some(encode(&merged).into());
+    }
+    if key.starts_with(keys::VIPS) {
+        let first = &parts[0].0;
+        for (other, _) in &parts[1..] {
+            let (f, o) = (
+                format!("{}/{}", first.0, first.1),
+                format!("{}/{}", other.0, other.1),
+            );
+            conflicts.push(format!("VIP {key} is wanted by {f} and {o}; {f} keeps it"));
+        }
+    }
+    // Services and endpoints are one Service's own keys; a VIP is the first Service's.
+    (parts.len() > 1).then(|| parts[0].1.clone())
+}
