@@ -341,24 +341,11 @@ impl RxRing {
     }
 
     fn wait(&self, timeout: Duration) -> io::Result<bool> {
-        let mut pfd = libc::pollfd {
-            fd: self.mapped.fd.as_raw_fd(),
-            events: libc::POLLIN | libc::POLLERR,
-            revents: 0,
-        };
-        let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
-        // SAFETY: `pfd` is one valid pollfd.
-        match unsafe { libc::poll(&mut pfd, 1, ms) } {
-            n if n >= 0 => Ok(n > 0),
-            _ => {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    Ok(false)
-                } else {
-                    Err(e)
-                }
-            }
-        }
+        super::wait_readable(
+            self.mapped.fd.as_raw_fd(),
+            libc::POLLIN | libc::POLLERR,
+            timeout,
+        )
     }
 }
 

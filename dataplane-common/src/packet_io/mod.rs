@@ -68,3 +68,30 @@ pub struct LinkStats {
     /// Frames received truncated (longer than a ring slot) and dropped.
     pub truncated: u64,
 }
+
+/// Waits up to `timeout` for `events` on `fd`; returns whether they came. An interrupted
+/// wait counts as a timeout: the caller's loop comes back.
+fn wait_readable(
+    fd: std::os::fd::RawFd,
+    events: libc::c_short,
+    timeout: Duration,
+) -> io::Result<bool> {
+    let mut pfd = libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    };
+    let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
+    // SAFETY: `pfd` is one valid pollfd.
+    match unsafe { libc::poll(&mut pfd, 1, ms) } {
+        n if n >= 0 => Ok(n > 0),
+        _ => {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                Ok(false)
+            } else {
+                Err(e)
+            }
+        }
+    }
+}

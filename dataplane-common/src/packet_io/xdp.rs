@@ -485,24 +485,7 @@ impl Shared {
 
     /// Waits up to `timeout` until a frame is received; returns whether one is.
     fn wait(&self, timeout: Duration) -> io::Result<bool> {
-        let mut pfd = libc::pollfd {
-            fd: self.fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
-        // SAFETY: `pfd` is one valid pollfd.
-        match unsafe { libc::poll(&mut pfd, 1, ms) } {
-            n if n >= 0 => Ok(n > 0),
-            _ => {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    Ok(false)
-                } else {
-                    Err(e)
-                }
-            }
-        }
+        super::wait_readable(self.fd.as_raw_fd(), libc::POLLIN, timeout)
     }
 
     /// Makes the kernel take what `tx` holds (published already).

@@ -42,21 +42,17 @@ const STOP_POLL: Duration = Duration::from_millis(200);
 const STATS_EVERY: u32 = 4096;
 
 /// Label values of `dns_xdp_frames_dropped`: [`Drop::NAMES`], then what the link counted.
-pub(crate) const DROPS: [&str; 13] = [
-    "ethernet",
-    "ipv4",
-    "ipv6",
-    "not_ip",
-    "not_udp",
-    "fragment",
-    "options",
-    "udp",
-    "port",
-    "source",
-    "too_large",
-    "kernel",
-    "truncated",
-];
+pub(crate) const DROPS: [&str; Drop::NAMES.len() + 2] = {
+    let mut all = [""; Drop::NAMES.len() + 2];
+    let mut i = 0;
+    while i < Drop::NAMES.len() {
+        all[i] = Drop::NAMES[i];
+        i += 1;
+    }
+    all[KERNEL] = "kernel";
+    all[TRUNCATED] = "truncated";
+    all
+};
 const KERNEL: usize = Drop::NAMES.len();
 const TRUNCATED: usize = KERNEL + 1;
 
