@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what building and testing dataplane needs, when it is missing (Debian/Ubuntu, as root).
-#   protoc  - etcd-client generates its gRPC code at build time
+#   protoc  - etcd-client generates its gRPC code at build time (with the well-known types)
 #   etcd    - the store tests run a real etcd
 #   dig     - end-to-end DNS tests ask the server as a user would
 #   openssl - the TLS etcd tests make a throwaway CA
@@ -12,6 +12,8 @@ set -euo pipefail
 
 missing=()
 command -v protoc >/dev/null || missing+=(protobuf-compiler)
+# etcd-client's protos import google/protobuf/*.proto, which protoc's own package only recommends.
+[ -f /usr/include/google/protobuf/descriptor.proto ] || missing+=(libprotobuf-dev)
 command -v etcd >/dev/null || missing+=(etcd-server)
 command -v dig >/dev/null || missing+=(bind9-dnsutils)
 command -v openssl >/dev/null || missing+=(openssl)
