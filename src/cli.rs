@@ -175,7 +175,8 @@ pub(crate) struct LbArgs {
     /// Packet I/O backend.
     #[arg(long, value_enum)]
     pub(crate) io: Option<LbIo>,
-    /// Worker threads, one socket each; default: one per core.
+    /// Worker threads, one socket each; default: one per core (with `--io xdp`, one per
+    /// receive queue of the interface, up to the cores: worker N serves queue N).
     #[arg(long)]
     pub(crate) workers: Option<usize>,
     /// Address of /metrics, /healthz and /readyz.
@@ -220,7 +221,7 @@ pub(crate) enum LbIo {
     #[value(name = "af_packet")]
     #[serde(rename = "af_packet")]
     AfPacket,
-    /// AF_XDP on queue 0, with our XDP program (native, else generic).
+    /// AF_XDP, one socket per queue, with our XDP program (native, else generic).
     #[value(name = "xdp")]
     #[serde(rename = "xdp")]
     Xdp,

@@ -550,12 +550,6 @@ impl Config {
                     "give the interface to balance on (--interface IF)",
                 ));
             }
-            if lb.io == crate::cli::LbIo::Xdp && lb.workers.is_some_and(|w| w > 1) {
-                return Err(invalid(
-                    "lb.workers",
-                    "AF_XDP runs one worker on queue 0 (full-NAT replies are not steered across queues yet)",
-                ));
-            }
         }
         Ok(())
     }

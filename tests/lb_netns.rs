@@ -10,8 +10,9 @@
 //!                                                  203.0.113.0/24 on-link: DR replies go straight to the client
 //! ```
 //!
-//! On AF_PACKET the balancer runs two workers (so full-NAT replies are steered by the fanout
-//! program); on AF_XDP one worker on queue 0 behind our XDP program, with TX checksum offload
+//! The balancer runs two workers: on AF_PACKET full-NAT replies are steered to their owner by
+//! the fanout program; on AF_XDP lb0 has two queues, a socket and a worker each behind our XDP
+//! program, and a frame that lands on the other worker's queue is handed over; TX checksum offload
 //! off on the client and the real servers (an XDP frame carries no "checksum not finished"
 //! flag; on a real NIC frames come from the wire, complete). Health checks every 200 ms
 //! (fall 2, rise 2); etcd is reached through a TCP relay the test opens inside the lb
@@ -183,9 +184,32 @@ impl Lab {
         let link = |short: &str, dev: &str, mac: &str, addr: &str| {
             let port = format!("p-{short}");
             let ns = lab.ns(short);
+            // The balancer's link has two queues under AF_XDP, one socket and worker each:
+            // a frame arrives on the queue its flow hashes to (the bridge's transmit queue
+            // on p-lb), whichever worker owns its session.
+            let q = if short == "lb" && io.xdp() { "2" } else { "1" };
             ip(&[
-                "-n", &br, "link", "add", "name", &port, "type", "veth", "peer", "name", dev,
-                "netns", &ns,
+                "-n",
+                &br,
+                "link",
+                "add",
+                "name",
+                &port,
+                "numtxqueues",
+                q,
+                "numrxqueues",
+                q,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                dev,
+                "numtxqueues",
+                q,
+                "numrxqueues",
+                q,
+                "netns",
+                &ns,
             ]);
             ip(&["-n", &br, "link", "set", &port, "master", "br0", "up"]);
             ip(&["-n", &ns, "link", "set", dev, "address", mac]);
@@ -625,7 +649,7 @@ fn up(io: Io, tag: &str) -> Up {
             "--local-address",
             SNAT,
             "--workers",
-            if io.xdp() { "1" } else { "2" },
+            "2",
             "--metrics-listen",
             METRICS,
         ])
@@ -853,6 +877,14 @@ fn scenario(io: Io) {
         "{text}"
     );
     assert!(text.contains("lb_addresses_down 1"), "{text}");
+    if io.xdp() {
+        // Two queues, two workers: some frames arrived on the queue of the worker that does
+        // not own their session and were handed over (and the exchanges above still worked).
+        assert!(
+            metric(&text, "lb_handoff_frames_total{event=\"sent\"}") > 0,
+            "{text}"
+        );
+    }
 
     // SIGTERM: the balancer stops, and its XDP program leaves the interface with it.
     let mut lb = lab.lb.take().unwrap();

@@ -16,10 +16,15 @@
 # on CPU 0; the balancer's receive path is on CPU 1: RPS sends the bridge's frames from the
 # client to CPU 1 (so the frames reach lb0 there: native XDP, the AF_PACKET tap and netfilter
 # all run there), RPS on p-lb sends what lb0 transmits back to CPU 0, and our process is
-# pinned to CPU 1. "LB CPU-s" is CPU 1's busy time (user + nice + system + irq + softirq in
-# /proc/stat: our process, and the kernel's receive and netfilter work, ksoftirqd included;
-# anything else the machine runs on CPU 1 too, so run it on a quiet machine). Our process's
-# own utime + stime (/proc/PID/stat) is shown apart ("proc-s"). The `baseline` row (everything
+# pinned to CPU 1. "LB CPU-s" is CPU 1's busy time: wall time minus the time CPU 1 spent in its
+# cpuidle states (/sys/devices/system/cpu/cpu1/cpuidle/state*/time, microseconds measured at
+# each idle exit, so interrupt and softirq work is counted exactly; /proc/stat's irq and softirq
+# columns are sampled at the timer tick on kernels without CONFIG_IRQ_TIME_ACCOUNTING and
+# missed most of nftables' work, which runs in short softirq bursts). It covers our process,
+# the kernel's receive and netfilter work and ksoftirqd, and anything else that runs on CPU 1:
+# keep CPU 1 free of other work (e.g. move other tasks off it with `taskset -a -p 1 PID`).
+# Our process's own on-CPU time (the sum of /proc/PID/task/*/schedstat, nanoseconds) is shown
+# apart ("proc-s"). The `baseline` row (everything
 # dropped at lb0's ingress hook, nothing balancing) is the share of that figure no balancer
 # can avoid (the bridge, veth receive); "net" subtracts it. The load is paced (RATE): a saturated CPU 1 starves a user-space
 # balancer of its CPU (receive livelock) and measures that, not the cost per packet.
@@ -33,12 +38,6 @@
 # `xdp-pass` holds an XDP_PASS program on p-lb. That peer work (the pass program, building the
 # skb, steering it to CPU 0) runs on CPU 1 and is counted in that row's LB CPU-s: a veth cost
 # that a physical NIC transmitting the frame does not have.
-#
-# Caveat: /proc/stat busy time is sampled at the timer tick unless the kernel has
-# CONFIG_IRQ_TIME_ACCOUNTING (or VIRT_CPU_ACCOUNTING_GEN). With tick sampling, short bursts of
-# softirq work (the paced load, nftables most of all) are over- or under-counted: repeat the
-# run and look at the spread before reading a ratio (`lb-xdp-cost` times the fast path's
-# program alone, which this does not affect).
 #
 # Needs root, iproute2, nftables (nft), ethtool, etcd + etcdctl, curl, rustc.
 set -euo pipefail
@@ -130,11 +129,15 @@ csum_errors() {
   done
   echo $sum
 }
-# CPU 1: irq + softirq ticks; ksoftirqd/1 ticks; a process's ticks (USER_HZ).
-cpu_irq() { awk -v c="cpu$LB_CPU" '$1 == c { print $7 + $8 }' /proc/stat; }
-cpu_all() { awk -v c="cpu$LB_CPU" '$1 == c { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
-proc_ticks() { [ -n "$1" ] && awk '{ print $14 + $15 }' "/proc/$1/stat" || echo 0; }
-HZ=$(getconf CLK_TCK)
+# Microseconds: wall clock; CPU 1 idle (each state's residency); a process's on-CPU time.
+wall_us() { echo $(($(date +%s%N) / 1000)); }
+idle_us() { cat /sys/devices/system/cpu/cpu$LB_CPU/cpuidle/state*/time | awk '{ s += $1 } END { printf "%d\n", s }'; }
+proc_us() {
+  [ -n "$1" ] || { echo 0; return; }
+  cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%d\n", s / 1000 }'
+}
+[ -r /sys/devices/system/cpu/cpu$LB_CPU/cpuidle/state0/time ] || {
+  echo "compare.sh: cpu$LB_CPU has no cpuidle residency counters to measure its busy time with" >&2; exit 1; }
 
 ROWS=()
 measure() { # name [lb-pid]
@@ -142,12 +145,12 @@ measure() { # name [lb-pid]
   # Warm up (sessions, conntrack entries), then measure.
   nsx cl taskset -c $LOAD_CPU "$TMP/flood" $VIP:53 "$SOCKETS" 0.5 "$RATE" >/dev/null
   sleep 0.3
-  local f0 e0 i0 a0 p0 f1 e1 i1 a1 p1 out
-  f0=$(forwarded); e0=$(csum_errors); i0=$(cpu_irq); a0=$(cpu_all); p0=$(proc_ticks "$pid")
+  local f0 e0 w0 i0 p0 f1 e1 w1 i1 p1 out
+  f0=$(forwarded); e0=$(csum_errors); w0=$(wall_us); i0=$(idle_us); p0=$(proc_us "$pid")
   out=$(nsx cl taskset -c $LOAD_CPU "$TMP/flood" $VIP:53 "$SOCKETS" "$SECS" "$RATE")
   sleep 0.2
-  f1=$(forwarded); e1=$(csum_errors); i1=$(cpu_irq); a1=$(cpu_all); p1=$(proc_ticks "$pid")
-  ROWS+=("$name ${out%% *} $((f1 - f0)) $((e1 - e0)) $((i1 - i0)) $((a1 - a0)) $((p1 - p0))")
+  f1=$(forwarded); e1=$(csum_errors); w1=$(wall_us); i1=$(idle_us); p1=$(proc_us "$pid")
+  ROWS+=("$name ${out%% *} $((f1 - f0)) $((e1 - e0)) $(((w1 - w0) - (i1 - i0))) $((p1 - p0))")
 }
 
 start_lb() { # io [more flags]
@@ -204,22 +207,18 @@ kill "$PASS_PID"
 
 echo
 echo "veth, 64-byte UDP frames from $SOCKETS source ports at $RATE/s, ${SECS}s per row"
-echo "LB CPU-s = cpu$LB_CPU busy time; net = minus the baseline's; proc-s = our process alone"
-echo "sirq+proc = cpu$LB_CPU irq + softirq time minus the baseline's, plus proc-s: the packet work"
-echo "  alone (XDP, netfilter, the sockets' rings and our process), blind to other processes"
-echo "  that a shared machine runs on cpu$LB_CPU (they inflate LB CPU-s, not this)"
+echo "LB CPU-s = cpu$LB_CPU busy time (wall minus cpuidle residency); net = minus the baseline's;"
+echo "  proc-s = our process alone (schedstat)"
 echo "fast path: ${FAST:-0} packets forwarded by the XDP program itself (warm-up included)"
-printf '%-20s %9s %9s %7s %8s %8s %8s %10s %13s %9s %13s\n' mode sent forwarded csumerr LB-CPU-s net-s proc-s fwd/s fwd/net-CPU-s sirq+proc fwd/sirq+proc
+printf '%-20s %9s %9s %7s %8s %8s %8s %10s %13s\n' mode sent forwarded csumerr LB-CPU-s net-s proc-s fwd/s fwd/net-CPU-s
 base=
-base_irq=
 for row in "${ROWS[@]}"; do
-  read -r name sent fwd cerr irq busy proc <<<"$row"
+  read -r name sent fwd cerr busy proc <<<"$row"
   [ -n "$base" ] || base=$busy
-  [ -n "$base_irq" ] || base_irq=$irq
   awk -v n="$name" -v s="$sent" -v f="$fwd" -v e="$cerr" -v b="$busy" -v p="$proc" -v z="$base" \
-    -v i="$irq" -v zi="$base_irq" -v hz="$HZ" -v secs="$SECS" 'BEGIN {
-    cpu = b / hz; net = (b - z) / hz; work = (i - zi + p) / hz
-    printf "%-20s %9d %9d %7d %8.2f %8.2f %8.2f %10.0f %13.0f %9.2f %13.0f\n", n, s, f, e, cpu, net, p / hz, f / secs,
-      (net > 0 ? f / net : 0), work, (work > 0 ? f / work : 0)
+    -v secs="$SECS" 'BEGIN {
+    cpu = b / 1e6; net = (b - z) / 1e6
+    printf "%-20s %9d %9d %7d %8.2f %8.2f %8.2f %10.0f %13.0f\n", n, s, f, e, cpu, net, p / 1e6, f / secs,
+      (net > 0 ? f / net : 0)
   }'
 done

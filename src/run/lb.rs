@@ -42,7 +42,13 @@ pub(crate) async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()
             .await
         }
         crate::cli::LbIo::Xdp => {
-            let (program, flows, links) = open_xdp(lb, interface)?;
+            let queues = rx_queues(interface);
+            let workers = lb.workers.unwrap_or_else(|| {
+                std::thread::available_parallelism()
+                    .map_or(1, usize::from)
+                    .min(queues)
+            });
+            let (program, flows, links) = open_xdp(lb, interface, workers)?;
             serve(
                 &config,
                 interface,
@@ -104,6 +110,7 @@ where
             ..l4lb::Config::default()
         },
         neighbours: Some((interface.to_owned(), lb.neighbour_refresh)),
+        handoff: program.is_some(),
         fast_path: flows,
         health: lb.health.as_ref().map(|h| health::Settings {
             interval: h.interval,
@@ -226,17 +233,36 @@ fn open(
         .collect()
 }
 
-/// The program, the fast path's map (when on) and the one socket.
+/// The program, the fast path's map (when on) and one socket per worker.
 type XdpLinks = (Program, Option<Arc<Flows>>, Vec<(xdp::Rx, xdp::Tx)>);
 
-/// Our XDP program on `interface` (native, else generic) and one AF_XDP socket on queue 0
-/// (zero-copy if the driver can, else copy). With the fast path on, the program forwards
-/// established flows itself (from the map returned): on veth its XDP_TX frames reach the peer
+/// The interface's receive queues (1 when sysfs does not say).
+fn rx_queues(interface: &str) -> usize {
+    std::fs::read_dir(format!("/sys/class/net/{interface}/queues"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy().starts_with("rx-"))
+                .count()
+        })
+        .unwrap_or(0)
+        .max(1)
+}
+
+/// Our XDP program on `interface` (native, else generic) and one AF_XDP socket on each of
+/// queues `0..workers` (zero-copy if the driver can, else copy); a frame arrives on the
+/// queue the NIC hashed it to and its worker hands it on to the session's owner
+/// (`l4lb::server::handoff`). With the fast path on, the program forwards established flows
+/// itself, on every queue (from the map returned): on veth its XDP_TX frames reach the peer
 /// only if the peer runs an XDP program of its own (`l4lb::fastpath::peer`).
-fn open_xdp(lb: &LbConfig, interface: &str) -> anyhow::Result<XdpLinks> {
+fn open_xdp(lb: &LbConfig, interface: &str, workers: usize) -> anyhow::Result<XdpLinks> {
     let flows = lb
         .xdp_fast_path
-        .then(|| Flows::create(lb.sessions_per_worker.saturating_mul(2)))
+        .then(|| {
+            Flows::create(
+                lb.sessions_per_worker
+                    .saturating_mul(2 * u32::try_from(workers.max(1)).unwrap_or(u32::MAX)),
+            )
+        })
         .transpose()
         .context("cannot create the XDP fast path's map")?
         .map(Arc::new);
@@ -252,10 +278,15 @@ fn open_xdp(lb: &LbConfig, interface: &str) -> anyhow::Result<XdpLinks> {
     program
         .set_destinations(lb.local_addresses.iter().copied())
         .context("cannot set the XDP destinations")?;
-    let (rx, tx) = xdp::open(&xdp::Config::new(interface, 0), &program)
-        .with_context(|| format!("cannot open an AF_XDP socket on {interface} queue 0"))?;
-    tracing::info!(%interface, program = ?program.mode(), socket = ?rx.bind(), fast_path = flows.is_some(), "AF_XDP");
-    Ok((program, flows, vec![(rx, tx)]))
+    let links = (0..workers as u32)
+        .map(|q| {
+            xdp::open(&xdp::Config::new(interface, q), &program).with_context(|| {
+                format!("cannot open an AF_XDP socket on {interface} queue {q} (one queue per worker; it has {})", rx_queues(interface))
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    tracing::info!(%interface, program = ?program.mode(), socket = ?links.first().map(|(rx, _)| rx.bind()), queues = workers, fast_path = flows.is_some(), "AF_XDP");
+    Ok((program, flows, links))
 }
 
 /// A per-process session table seed: collisions should not be choosable from outside.

@@ -180,5 +180,70 @@ pub fn steering(workers: u16, local: &[IpAddr]) -> Vec<libc::sock_filter> {
     a.finish()
 }
 
+/// The worker [`steering`]'s program picks for `frame`, computed in Rust: for `AF_XDP`,
+/// where a frame arrives on the queue the NIC hashed it to and the worker of that queue hands
+/// it on to its owner. The same rules and the same answer as the program, bit for bit
+/// (tested), so that `AF_PACKET` and `AF_XDP` workers agree on who owns a session.
+pub fn owner(frame: &[u8], workers: u16, local: &[IpAddr]) -> u16 {
+    let n = u32::from(workers.max(1));
+    let first = u32::from(crate::ports::FIRST);
+    // Out-of-range loads end the program with 0, as in classic BPF.
+    let h = |at: usize| {
+        frame
+            .get(at..at + 2)
+            .map(|b| u32::from(u16::from_be_bytes([b[0], b[1]])))
+    };
+    let w = |at: usize| {
+        frame
+            .get(at..at + 4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let pick = || -> Option<u32> {
+        match h(12)? {
+            0x0800 => {
+                if !matches!(frame.get(23)?, 6 | 17) || h(20)? & 0x1fff != 0 {
+                    return Some(0);
+                }
+                let l4 = 14 + 4 * usize::from(frame.get(14)? & 0xf);
+                let dst = w(30)?;
+                let is_local = local
+                    .iter()
+                    .filter_map(|a| match a {
+                        IpAddr::V4(a) => Some(u32::from(*a)),
+                        IpAddr::V6(_) => None,
+                    })
+                    .take(16)
+                    .any(|a| a == dst);
+                Some(if is_local {
+                    h(l4 + 2)?.wrapping_sub(first) % n
+                } else {
+                    (w(26)? ^ h(l4)?) % n
+                })
+            }
+            0x86dd => {
+                if !matches!(frame.get(20)?, 6 | 17) {
+                    return Some(0);
+                }
+                let dst = frame.get(38..54)?;
+                let is_local = local
+                    .iter()
+                    .filter_map(|a| match a {
+                        IpAddr::V6(a) => Some(a.octets()),
+                        IpAddr::V4(_) => None,
+                    })
+                    .take(16)
+                    .any(|a| a == dst);
+                Some(if is_local {
+                    h(56)?.wrapping_sub(first) % n
+                } else {
+                    (w(34)? ^ h(54)?) % n
+                })
+            }
+            _ => Some(0),
+        }
+    };
+    pick().map_or(0, |o| o as u16)
+}
+
 #[cfg(test)]
 mod tests;

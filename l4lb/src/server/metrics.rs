@@ -3,6 +3,7 @@
 //! them by label when scraped. Labels are bounded by configuration: one series per VIP, per
 //! real server of a VIP, and per drop reason.
 
+use super::handoff::Handoffs;
 use crate::counters::{Counter, Counters};
 use crate::datapath::FastPathStats;
 use crate::drop::DropReason;
@@ -14,6 +15,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// What one worker last published.
@@ -35,9 +37,19 @@ pub(crate) struct Published {
 #[derive(Debug, Default)]
 pub(crate) struct Board {
     workers: Mutex<Vec<Arc<Mutex<Published>>>>,
+    /// The workers' inboxes, when they hand frames to each other (AF_XDP, several queues).
+    pub(crate) handoffs: Option<Arc<Handoffs>>,
 }
 
 impl Board {
+    /// A board for workers that hand frames to each other through `handoffs`, if any.
+    pub(crate) fn new(handoffs: Option<Arc<Handoffs>>) -> Self {
+        Self {
+            workers: Mutex::default(),
+            handoffs,
+        }
+    }
+
     /// A slot for one more worker.
     pub(crate) fn slot(&self, vips: Arc<Vips>) -> Arc<Mutex<Published>> {
         let counters = Counters::new(vips.vips().len(), vips.real_servers().len());
@@ -318,6 +330,24 @@ impl Collector for Metrics {
             ),
             &link,
         )?;
+        if let Some(h) = &self.0.handoffs {
+            let events = [
+                (vec![("event", "sent")], h.sent.load(Ordering::Relaxed)),
+                (
+                    vec![("event", "dropped")],
+                    h.dropped.load(Ordering::Relaxed),
+                ),
+            ];
+            counter(
+                &mut encoder,
+                (
+                    "lb_handoff_frames",
+                    "Frames a worker received on its queue and handed to the worker owning their session, and those dropped because its inbox was full.",
+                    MetricType::Counter,
+                ),
+                &events,
+            )?;
+        }
         if let Some(f) = s.fast {
             counter(
                 &mut encoder,

@@ -13,6 +13,7 @@
 //! itself.
 
 mod follow;
+pub mod handoff;
 mod metrics;
 pub mod neighbours;
 mod worker;
@@ -21,8 +22,9 @@ pub use follow::COALESCE;
 pub use worker::BATCH;
 
 use self::follow::{BuildMetrics, Fixed, Outputs};
+use self::handoff::Handoffs;
 use self::metrics::{Board, Metrics};
-use self::worker::Shared;
+use self::worker::{Shared, Steer};
 use crate::datapath::{Config, Datapath};
 use crate::fastpath::Flows;
 use crate::health::{self, Checker};
@@ -55,7 +57,16 @@ pub struct Settings {
     /// The XDP fast path's map, when the links are `AF_XDP` behind a program that has it:
     /// the workers install established sessions there ([`crate::fastpath`]).
     pub fast_path: Option<Arc<Flows>>,
+    /// The links are queues of one interface whose frames arrive wherever the NIC hashed
+    /// them (AF_XDP): workers hand each frame they do not own to its owner ([`handoff`]).
+    /// Off when the kernel already steers frames to their owner (AF_PACKET fanout).
+    pub handoff: bool,
 }
+
+/// Frames each worker's inbox holds when workers hand frames to each other.
+const HANDOFF_DEPTH: usize = 1024;
+/// The largest frame handed on: an `AF_XDP` frame.
+const HANDOFF_FRAME: usize = 4096;
 
 /// A running balancer. Dropping it does not stop it: call [`Server::stop`].
 #[derive(Debug)]
@@ -93,7 +104,9 @@ impl Server {
                 let _ = stopped.wait_for(|s| *s).await;
             }
         };
-        let board = Arc::new(Board::default());
+        let handoffs = (settings.handoff && links.len() > 1)
+            .then(|| Arc::new(Handoffs::new(links.len(), HANDOFF_DEPTH, HANDOFF_FRAME)));
+        let board = Arc::new(Board::new(handoffs.clone()));
         telemetry.register_collector(Metrics(Arc::clone(&board)));
         let shared = Arc::new(Shared {
             vips: Arc::clone(&vips),
@@ -115,9 +128,17 @@ impl Server {
             let dp = Datapath::new(config, Arc::clone(&empty));
             let slot = board.slot(Arc::clone(&empty));
             let shared = Arc::clone(&shared);
+            let steer = handoffs.clone().map(|handoffs| Steer {
+                handoffs,
+                me: i,
+                workers,
+                local: settings.local.clone(),
+            });
             let t = std::thread::Builder::new()
                 .name(format!("lb-worker-{i}"))
-                .spawn(move || worker::run(rx, tx, dp, &shared, &slot, fast.as_deref()))?;
+                .spawn(move || {
+                    worker::run(rx, tx, dp, &shared, &slot, fast.as_deref(), steer.as_ref());
+                })?;
             threads.push(t);
         }
 

@@ -63,6 +63,7 @@ async fn store_changes_reach_the_workers_and_their_counters_reach_metrics() {
         neighbours: None,
         health: None,
         fast_path: None,
+        handoff: false,
     };
     let telemetry = Telemetry::new();
     let links = vec![(mem::Rx::new(inq.clone()), mem::Tx::new(outq.clone()))];

@@ -105,3 +105,60 @@ fn steering_sends_replies_to_the_port_owner_and_keeps_client_flows_together() {
     arp[12..14].copy_from_slice(&[0x08, 0x06]);
     assert_eq!(run(&steering(4, &local), &arp), 0);
 }
+
+proptest::proptest! {
+    /// The Rust owner and the classic BPF program agree on every frame: well-formed ones to
+    /// local addresses and to VIPs, truncated ones, and ones with bytes flipped anywhere.
+    #[test]
+    fn owner_agrees_with_the_program(
+        workers in 1u16..9,
+        v6 in proptest::bool::ANY,
+        to_local in proptest::bool::ANY,
+        tcp in proptest::bool::ANY,
+        sport in proptest::num::u16::ANY,
+        dport in proptest::num::u16::ANY,
+        host in proptest::num::u8::ANY,
+        cut in proptest::option::of(0usize..80),
+        flip in proptest::option::of((0usize..80, proptest::num::u8::ANY)),
+    ) {
+        let local: Vec<IpAddr> = vec![
+            "192.0.2.100".parse().unwrap(),
+            "2001:db8::64".parse().unwrap(),
+        ];
+        let (src, dst): (SocketAddr, SocketAddr) = match (v6, to_local) {
+            (false, true) => (
+                format!("192.0.2.{host}:{sport}").parse().unwrap(),
+                format!("192.0.2.100:{dport}").parse().unwrap(),
+            ),
+            (false, false) => (
+                format!("198.51.100.{host}:{sport}").parse().unwrap(),
+                format!("203.0.113.10:{dport}").parse().unwrap(),
+            ),
+            (true, true) => (
+                format!("[2001:db8::{host:x}]:{sport}").parse().unwrap(),
+                format!("[2001:db8::64]:{dport}").parse().unwrap(),
+            ),
+            (true, false) => (
+                format!("[2001:db8:1::{host:x}]:{sport}").parse().unwrap(),
+                format!("[2001:db8:2::a]:{dport}").parse().unwrap(),
+            ),
+        };
+        let mut frame = if tcp {
+            testing::tcp_frame(src, dst, crate::packet::tcp::ACK, b"x")
+        } else {
+            testing::udp_frame(src, dst, b"x")
+        };
+        if let Some((at, v)) = flip
+            && at < frame.len()
+        {
+            frame[at] = v;
+        }
+        if let Some(len) = cut {
+            frame.truncate(len);
+        }
+        // The IHL byte is read unchecked by the program (LDX_B_MSH): keep it in the frame.
+        proptest::prop_assume!(frame.len() > 14);
+        let want = run(&steering(workers, &local), &frame) % u32::from(workers);
+        proptest::prop_assert_eq!(u32::from(owner(&frame, workers, &local)), want);
+    }
+}
