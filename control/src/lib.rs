@@ -173,14 +173,17 @@ pub async fn run(
                 }
                 if watch.is_synced() {
                     let changed = pending.len();
-                    for key in std::mem::take(&mut pending) {
-                        let translation = translate_one(&watch, &key, &options, &translate_errors);
-                        let changes = desired.set(&key.0, &key.1, translation.as_ref());
-                        for c in &changes.conflicts {
-                            warn!(conflict = %c, "two Services want one key");
+                    cpu_bound(changed, || {
+                        for key in std::mem::take(&mut pending) {
+                            let translation =
+                                translate_one(&watch, &key, &options, &translate_errors);
+                            let changes = desired.set(&key.0, &key.1, translation.as_ref());
+                            for c in &changes.conflicts {
+                                warn!(conflict = %c, "two Services want one key");
+                            }
+                            dirty.extend(changes.keys);
                         }
-                        dirty.extend(changes.keys);
-                    }
+                    });
                     debug!(revision = update.revision, changed, dirty = dirty.len(), "Kubernetes changes applied");
                 }
             }
@@ -233,6 +236,25 @@ pub async fn run(
     }
     info!(node = %settings.node_name, "control stopped");
     Ok(())
+}
+
+/// Work items (events, Services) from which [`cpu_bound`] hands the worker's queue over.
+const CPU_BOUND_ITEMS: usize = 256;
+
+/// Runs `f` over `items` things. Many of them are seconds of CPU at a first sync (decoding
+/// or translating 100,000 objects): then the tasks queued on this worker go to another
+/// thread meanwhile (on a multi-threaded runtime). Otherwise the leader's keep-alives and
+/// the etcd connection's own task wait behind it, the keep-alive times out, leadership is
+/// lost and the first publish fails its fence and starts over. A few are run in place:
+/// the hand-over costs more than they do, on the path of every change.
+pub(crate) fn cpu_bound<R>(items: usize, f: impl FnOnce() -> R) -> R {
+    let flavor = tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor());
+    match flavor {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) if items >= CPU_BOUND_ITEMS => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
 }
 
 /// A task that ends with its owner: when [`run`] is dropped (its node crashed, as tests

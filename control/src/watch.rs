@@ -105,11 +105,15 @@ impl Metrics {
 /// The decoded Services and EndpointSlices.
 ///
 /// Invariant: a slice is in `slices` under the Service its label names, and `slice_owner`
-/// maps it back to that Service, or it is in neither.
+/// maps it back to that Service, or it is in neither. A Service's slices are sorted by name.
+///
+/// A Service's slices are a sorted `Vec`, not a map: nearly every Service has one or a few,
+/// and a `BTreeMap` node holds room for eleven (about 2 KiB each, 200 MB at 100,000
+/// Services).
 #[derive(Debug, Clone, Default)]
 pub struct Cluster {
     services: BTreeMap<ServiceKey, Service>,
-    slices: BTreeMap<ServiceKey, BTreeMap<String, EndpointSlice>>,
+    slices: BTreeMap<ServiceKey, Vec<(String, EndpointSlice)>>,
     slice_owner: BTreeMap<(String, String), String>,
 }
 
@@ -123,7 +127,7 @@ impl Cluster {
     pub fn slices_of(&self, key: &ServiceKey) -> Vec<&EndpointSlice> {
         self.slices
             .get(key)
-            .map(|s| s.values().collect())
+            .map(|s| s.iter().map(|(_, slice)| slice).collect())
             .unwrap_or_default()
     }
 
@@ -178,10 +182,14 @@ impl Cluster {
                 };
                 self.slice_owner
                     .insert((namespace.clone(), name.clone()), service.clone());
-                self.slices
+                let slices = self
+                    .slices
                     .entry((namespace.clone(), service.clone()))
-                    .or_default()
-                    .insert(name, slice);
+                    .or_default();
+                match slices.binary_search_by(|(n, _)| n.as_str().cmp(&name)) {
+                    Ok(at) => slices[at].1 = slice,
+                    Err(at) => slices.insert(at, (name, slice)),
+                }
                 let key = (namespace, service);
                 if !changed.contains(&key) {
                     changed.push(key);
@@ -200,7 +208,9 @@ impl Cluster {
             .remove(&(namespace.to_owned(), name.to_owned()))?;
         let key = (namespace.to_owned(), service);
         if let Some(slices) = self.slices.get_mut(&key) {
-            slices.remove(name);
+            if let Ok(at) = slices.binary_search_by(|(n, _)| n.as_str().cmp(name)) {
+                slices.remove(at);
+            }
             if slices.is_empty() {
                 self.slices.remove(&key);
             }
@@ -216,7 +226,8 @@ pub struct Update {
     pub changed: BTreeSet<ServiceKey>,
     /// The Kubernetes etcd revision of the batch.
     pub revision: Revision,
-    /// Whether the batch came from a (re)list rather than the watch.
+    /// Whether the batch completed a (re)list (its earlier pages are not flagged: a relist is
+    /// over, and what it may have hidden is to be reconciled, only once it is whole).
     pub relisted: bool,
 }
 
@@ -270,24 +281,24 @@ impl Watch {
             batch = self.services.next() => (Resource::Service, batch),
             batch = self.slices.next() => (Resource::EndpointSlice, batch),
         };
-        self.apply(resource, &batch)
+        crate::cpu_bound(batch.events.len(), || self.apply(resource, &batch))
     }
 
     fn apply(&mut self, resource: Resource, batch: &Batch) -> Update {
         let prefix = match resource {
             Resource::Service => {
-                self.services_listed = true;
+                self.services_listed |= batch.complete;
                 &self.service_prefix
             }
             Resource::EndpointSlice => {
-                self.slices_listed = true;
+                self.slices_listed |= batch.complete;
                 &self.slice_prefix
             }
         };
         let mut update = Update {
             changed: BTreeSet::new(),
             revision: batch.revision,
-            relisted: batch.relisted,
+            relisted: batch.relisted && batch.complete,
         };
         for event in &batch.events {
             match self.cluster.apply(resource, prefix, event) {

@@ -230,7 +230,7 @@ async fn compaction_leads_to_relist_with_the_right_state(b: Backend) {
     s.put("/c/a", b"new".to_vec(), None).await.unwrap();
     s.put("/c/b", b"new".to_vec(), None).await.unwrap();
     s.delete("/c/c").await.unwrap();
-    s.put("/c/b", b"newer".to_vec(), None).await.unwrap();
+    let newer = s.put("/c/b", b"newer".to_vec(), None).await.unwrap();
     let now = s.put("/other", b"x".to_vec(), None).await.unwrap();
     s.compact(now).await.unwrap();
 
@@ -247,7 +247,9 @@ async fn compaction_leads_to_relist_with_the_right_state(b: Backend) {
         ],
         "the relist emits exactly the difference; /c/d did not change"
     );
-    assert_eq!(follower.state()["/c/b"].value, b"newer");
+    assert_eq!(follower.state()["/c/b"], newer);
+    let b = batch.events.iter().find(|e| e.kv.key == "/c/b").unwrap();
+    assert_eq!(b.kv.value, b"newer");
     assert_eq!(follower.state().len(), 3);
     assert_eq!(metrics.relists.get(), 1);
 

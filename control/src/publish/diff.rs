@@ -16,8 +16,15 @@ use std::iter::Peekable;
 use std::ops::Bound::{Excluded, Unbounded};
 
 /// The most operations in one transaction: etcd refuses more than `--max-txn-ops` (128 by
-/// default) compares or operations, and this leaves room below it for the leader fence.
-pub const MAX_TXN_OPS: usize = 100;
+/// default) compares, or operations (each list counted on its own), and every operation
+/// has its guard plus one for the leader fence. Fuller transactions are fewer raft entries
+/// for etcd to commit and apply for one first sync.
+pub const MAX_TXN_OPS: usize = 127;
+
+/// The most key and value bytes in one transaction: etcd refuses a request over
+/// `--max-request-bytes` (1.5 MiB by default), and a Service with thousands of endpoints has
+/// an endpoints value of hundreds of KiB. A single write larger than this still goes alone.
+pub const MAX_TXN_BYTES: usize = 1 << 20;
 
 /// The prefixes control writes under; `records/` and `vips/` are shared with users.
 pub const PREFIXES: [&str; 4] = [keys::RECORDS, keys::VIPS, keys::SERVICES, keys::ENDPOINTS];
@@ -155,7 +162,7 @@ impl Plan {
             }
         }
         match self.txns.last_mut() {
-            Some(txn) if txn.ops.len() < MAX_TXN_OPS => write.add_to(txn),
+            Some(txn) if fits(txn.ops.len(), txn_bytes(txn), &write) => write.add_to(txn),
             _ => {
                 let mut txn = Txn::default();
                 write.add_to(&mut txn);
@@ -163,6 +170,23 @@ impl Plan {
             }
         }
     }
+}
+
+/// The bytes of keys and values in `txn`.
+fn txn_bytes(txn: &Txn) -> usize {
+    txn.ops
+        .iter()
+        .map(|op| match op {
+            Op::Put { key, value, .. } => key.len() + value.len(),
+            Op::Delete { key } => key.len(),
+        })
+        .sum()
+}
+
+/// Whether `write` may join a transaction of `ops` operations and `bytes` bytes (see
+/// [`MAX_TXN_OPS`], [`MAX_TXN_BYTES`]); an empty one takes anything.
+pub fn fits(ops: usize, bytes: usize, write: &Write) -> bool {
+    ops == 0 || (ops < MAX_TXN_OPS && bytes + write.bytes() <= MAX_TXN_BYTES)
 }
 
 /// What one key needs.
@@ -215,6 +239,15 @@ impl Write {
                 txn.ops.push(Op::Delete { key });
             }
             Self::UserHeld(_) => {}
+        }
+    }
+
+    /// The bytes it adds to a transaction's request: its key and value.
+    pub fn bytes(&self) -> usize {
+        match self {
+            Self::Put { key, value, .. } => key.len() + value.len(),
+            Self::Delete { key, .. } => key.len(),
+            Self::UserHeld(_) => 0,
         }
     }
 
@@ -446,8 +479,36 @@ mod tests {
         let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), *v)).collect();
         let plan = diff(want(&refs).iter(), &Current::default());
         let sizes: Vec<usize> = plan.txns.iter().map(|t| t.ops.len()).collect();
-        assert_eq!(sizes, [100, 100, 50]);
+        assert_eq!(sizes, [127, 123]);
         assert!(plan.txns.iter().all(|t| t.compares.len() == t.ops.len()));
+    }
+
+    #[test]
+    fn large_values_are_split_by_bytes() {
+        let big = format!(r#"{{"v":1,"pad":"{}"}}"#, "x".repeat(400 << 10));
+        let pairs: Vec<(String, &str)> = (0..5)
+            .map(|i| (format!("/dataplane/endpoints/a/s{i}"), big.as_str()))
+            .chain([("/dataplane/endpoints/b/small".to_owned(), "{}")])
+            .collect();
+        let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        let plan = diff(want(&refs).iter(), &Current::default());
+        let sizes: Vec<usize> = plan.txns.iter().map(|t| t.ops.len()).collect();
+        assert_eq!(
+            sizes,
+            [2, 2, 2],
+            "two 400 KiB values fit in 1 MiB, three do not"
+        );
+        assert!(plan.txns.iter().all(|t| txn_bytes(t) <= MAX_TXN_BYTES));
+        let huge = "x".repeat(2 << 20);
+        let plan = diff(
+            want(&[("/dataplane/endpoints/a/huge", huge.as_str())]).iter(),
+            &Current::default(),
+        );
+        assert_eq!(
+            plan.txns.len(),
+            1,
+            "a write over the budget still goes, alone"
+        );
     }
 
     #[test]

@@ -4,9 +4,9 @@
 //! every Service's [`crate::translate::Translation`] and updated one Service at a time
 //! ([`desired()`] is the same merge from scratch, the reference it is tested against).
 //! [`diff`] compares it with what the store holds ([`Current`]) and plans the writes:
-//! transactions of at most [`MAX_TXN_OPS`] operations, each write guarded by the
-//! `mod_revision` it was planned against, the whole key space at a full reconcile and the
-//! keys a change touched otherwise. [`Publisher`] is the thin async part that reads the
+//! transactions of at most [`MAX_TXN_OPS`] operations and [`MAX_TXN_BYTES`], each write
+//! guarded by the `mod_revision` it was planned against, the whole key space at a full
+//! reconcile and the keys a change touched otherwise. [`Publisher`] is the thin async part that reads the
 //! store and applies the plan, several transactions in flight.
 //!
 //! Ownership rule: control writes and deletes only keys it owns: `services/` and
@@ -22,5 +22,5 @@ mod state_tests;
 
 pub use apply::{Metrics, Publisher, Stats};
 pub use desired::{Desired, EndpointList, desired};
-pub use diff::{Current, MAX_TXN_OPS, Plan, Stored, diff};
+pub use diff::{Current, MAX_TXN_BYTES, MAX_TXN_OPS, Plan, Stored, diff};
 pub use state::DesiredState;

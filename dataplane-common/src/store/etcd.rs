@@ -5,8 +5,8 @@
 //! and [`super::Follower`] resumes it from the last revision it saw.
 
 use super::{
-    Compare, Event, EventKind, KeyValue, LeaseId, Listing, Op, Revision, Store, StoreError, Txn,
-    TxnOutcome, WatchStream,
+    Compare, Event, EventKind, KeyValue, LeaseId, ListPages, Listing, Op, Revision, Store,
+    StoreError, Txn, TxnOutcome, WatchStream,
 };
 use async_trait::async_trait;
 use etcd_client as ec;
@@ -62,8 +62,30 @@ fn unavailable(e: ec::Error) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
-/// Keys per range request when listing a prefix.
+/// Keys in the first range request of a listing; later pages are sized by
+/// [`LIST_PAGE_BYTES`] from the values seen so far.
 const LIST_PAGE: i64 = 500;
+/// The most keys in one page.
+const LIST_PAGE_MAX: i64 = 20_000;
+/// What a page should weigh: well under the gRPC client's 4 MiB message limit. Fewer, larger
+/// pages matter because etcd 3.4 walks its index from a page's first key to the end of the
+/// range whatever the limit, so listing n keys in pages of p costs n²/2p: with 100,000
+/// EndpointSlices in pages of 500 that was most of a minute of etcd CPU.
+const LIST_PAGE_BYTES: usize = 2 << 20;
+
+/// The next page's limit after `kvs` keys of `bytes` bytes in all.
+fn next_page_limit(kvs: usize, bytes: usize) -> i64 {
+    let per_key = (bytes / kvs.max(1)).max(1);
+    i64::try_from(LIST_PAGE_BYTES / per_key)
+        .unwrap_or(LIST_PAGE_MAX)
+        .clamp(1, LIST_PAGE_MAX)
+}
+
+/// Whether etcd refused a range because the revision asked for is compacted. The client's
+/// own "message too large" shares gRPC's `OutOfRange` code with it.
+fn is_compacted(e: &ec::Error) -> bool {
+    grpc_code(e) == Some(GRPC_OUT_OF_RANGE) && e.to_string().contains("compacted")
+}
 
 /// The end of etcd's range for `prefix`: the prefix with its last byte below 0xff incremented.
 fn prefix_end(prefix: &[u8]) -> Vec<u8> {
@@ -98,6 +120,81 @@ fn classify(e: ec::Error) -> StoreError {
         },
         Some(GRPC_INVALID_ARGUMENT) => StoreError::Invalid(e.to_string()),
         _ => unavailable(e),
+    }
+}
+
+/// Reads a prefix page by page, every page at the first one's revision, so that the pages
+/// make one consistent listing and no response outgrows gRPC's message limit.
+struct Pager {
+    client: ec::Client,
+    start: Option<Vec<u8>>,
+    end: Vec<u8>,
+    revision: Option<Revision>,
+    limit: i64,
+    keys: usize,
+    bytes: usize,
+}
+
+impl Pager {
+    fn new(client: ec::Client, prefix: &str, at: Option<Revision>) -> Self {
+        Self {
+            client,
+            start: Some(prefix.as_bytes().to_vec()),
+            end: prefix_end(prefix.as_bytes()),
+            revision: at,
+            limit: LIST_PAGE,
+            keys: 0,
+            bytes: 0,
+        }
+    }
+
+    /// The next page; `None` once the prefix is read.
+    async fn next(&mut self) -> Result<Option<Listing>, StoreError> {
+        let Some(start) = self.start.clone() else {
+            return Ok(None);
+        };
+        let resp = loop {
+            let mut options = ec::GetOptions::new()
+                .with_range(self.end.clone())
+                .with_limit(self.limit);
+            if let Some(rev) = self.revision {
+                options = options.with_revision(rev);
+            }
+            match self.client.get(start.clone(), Some(options)).await {
+                Ok(resp) => break resp,
+                // A page of unusually large values outgrew the message limit: smaller pages.
+                Err(e)
+                    if grpc_code(&e) == Some(GRPC_OUT_OF_RANGE)
+                        && !is_compacted(&e)
+                        && self.limit > 1 =>
+                {
+                    self.limit = (self.limit / 4).max(1);
+                }
+                Err(e) => return Err(classify(e)),
+            }
+        };
+        let revision = *self
+            .revision
+            .get_or_insert_with(|| header_revision(resp.header()));
+        self.keys += resp.kvs().len();
+        self.bytes += resp
+            .kvs()
+            .iter()
+            .map(|kv| kv.key().len() + kv.value().len())
+            .sum::<usize>();
+        self.limit = next_page_limit(self.keys, self.bytes);
+        self.start = match resp.kvs().last() {
+            Some(last) if resp.more() => {
+                let mut next = last.key().to_vec();
+                next.push(0);
+                Some(next)
+            }
+            _ => None,
+        };
+        Ok(Some(Listing {
+            revision,
+            kvs: resp.kvs().iter().map(key_value).collect(),
+        }))
     }
 }
 
@@ -164,39 +261,36 @@ impl Store for Etcd {
     }
 
     async fn list(&self, prefix: &str, at: Option<Revision>) -> Result<Listing, StoreError> {
-        // Large prefixes (100,000 Services) are read in pages, all at the first page's
-        // revision, so the result is one consistent listing and no response outgrows gRPC's
-        // message limit.
-        let end = prefix_end(prefix.as_bytes());
-        let mut start = prefix.as_bytes().to_vec();
-        let mut revision = at;
-        let mut kvs = Vec::new();
-        loop {
-            let mut options = ec::GetOptions::new()
-                .with_range(end.clone())
-                .with_limit(LIST_PAGE);
-            if let Some(rev) = revision {
-                options = options.with_revision(rev);
-            }
-            let resp = self
-                .client()
-                .get(start.clone(), Some(options))
-                .await
-                .map_err(classify)?;
-            revision.get_or_insert_with(|| header_revision(resp.header()));
-            kvs.extend(resp.kvs().iter().map(key_value));
-            match resp.kvs().last() {
-                Some(last) if resp.more() => {
-                    start = last.key().to_vec();
-                    start.push(0);
-                }
-                _ => break,
-            }
+        let mut pager = Pager::new(self.client(), prefix, at);
+        let mut listing = Listing {
+            revision: at.unwrap_or(0),
+            kvs: Vec::new(),
+        };
+        while let Some(page) = pager.next().await? {
+            listing.revision = page.revision;
+            listing.kvs.extend(page.kvs);
         }
-        Ok(Listing {
-            revision: revision.unwrap_or(0),
-            kvs,
-        })
+        Ok(listing)
+    }
+
+    async fn list_pages(&self, prefix: &str) -> Result<ListPages, StoreError> {
+        let mut pager = Pager::new(self.client(), prefix, None);
+        // One page ahead of the consumer: it decodes one while the next is on its way.
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        tokio::spawn(async move {
+            loop {
+                let page = match pager.next().await {
+                    Ok(Some(page)) => Ok(page),
+                    Ok(None) => return,
+                    Err(e) => Err(e),
+                };
+                let failed = page.is_err();
+                if tx.send(page).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        Ok(rx)
     }
 
     async fn put(
@@ -371,7 +465,16 @@ fn event(e: &ec::Event) -> Option<Event> {
 
 #[cfg(test)]
 mod tests {
-    use super::prefix_end;
+    use super::{LIST_PAGE_MAX, next_page_limit, prefix_end};
+
+    #[test]
+    fn pages_are_sized_by_bytes_within_bounds() {
+        assert_eq!(next_page_limit(500, 500 * 1024), 2048);
+        assert_eq!(next_page_limit(500, 500 * 100), 20_971.min(LIST_PAGE_MAX));
+        assert_eq!(next_page_limit(10, 10 << 20), 2);
+        assert_eq!(next_page_limit(1, 64 << 20), 1, "never an empty page");
+        assert_eq!(next_page_limit(0, 0), LIST_PAGE_MAX);
+    }
 
     #[test]
     fn prefix_ends_as_etcd_computes_them() {

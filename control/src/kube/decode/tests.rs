@@ -222,3 +222,17 @@ fn garbage_is_malformed_with_a_reason() {
     encoded.extend(unknown.encode_to_vec());
     assert!(service(&encoded).unwrap_err().to_string().contains("gzip"));
 }
+
+#[test]
+fn decoded_slices_keep_no_spare_room() {
+    let eps = (0..10)
+        .map(|i| testing::endpoint(&format!("10.1.0.{i}"), true))
+        .collect();
+    let s = testing::slice("a", "web-1", "web", "IPv4", &[("http", 8080)], eps);
+    let decoded = endpoint_slice(&testing::protobuf_slice(&s)).unwrap();
+    assert_eq!(decoded, s);
+    assert_eq!(decoded.endpoints.capacity(), decoded.endpoints.len());
+    for e in &decoded.endpoints {
+        assert_eq!(e.addresses.capacity(), e.addresses.len());
+    }
+}
