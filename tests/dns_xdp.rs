@@ -9,6 +9,8 @@
 //!
 //! UDP queries to the served address and port take the AF_XDP path; everything else (ARP,
 //! ICMP, TCP, other ports) is the kernel's. No static neighbours: ARP itself must get through.
+//! With `--recursion`, the resolver forwards to an authoritative server on the server
+//! namespace's loopback (127.0.0.1).
 //! Needs root (namespaces, XDP) and dig; skipped with a message otherwise.
 
 mod support;
@@ -64,11 +66,13 @@ fn run_in<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -
     .expect("the namespace thread")
 }
 
-/// The two namespaces and the server; deleted (and killed) on drop.
+/// The two namespaces and the servers; deleted (and killed) on drop.
 struct Lab {
     server_ns: String,
     client_ns: String,
     dns: Option<Child>,
+    /// An authoritative server on the server namespace's loopback, for the resolver to ask.
+    upstream: Option<Child>,
 }
 
 impl Lab {
@@ -78,6 +82,7 @@ impl Lab {
             server_ns: format!("{base}-s"),
             client_ns: format!("{base}-c"),
             dns: None,
+            upstream: None,
         };
         for ns in [&lab.server_ns, &lab.client_ns] {
             let _ = Command::new("ip")
@@ -137,6 +142,17 @@ impl Lab {
     /// Starts `dataplane dns --io xdp` on `listen` and waits until it answers over UDP.
     fn start(&mut self, listen: &str, ask: SocketAddr) {
         let zone = fixture("e2e.zone");
+        self.start_with(
+            listen,
+            ask,
+            &["--zone-file", zone.to_str().unwrap()],
+            &["example.test", "SOA"],
+        );
+    }
+
+    /// Starts `dataplane dns --io xdp` on `listen` with `extra` arguments and waits until dig
+    /// with `ready` gets NOERROR from `ask`.
+    fn start_with(&mut self, listen: &str, ask: SocketAddr, extra: &[&str], ready: &[&str]) {
         let child = Command::new("ip")
             .args(["netns", "exec", &self.server_ns])
             .arg(env!("CARGO_BIN_EXE_dataplane"))
@@ -150,19 +166,46 @@ impl Lab {
                 "vs0",
             ])
             .args(["--workers", "1", "--metrics-listen", METRICS])
-            .args(["--zone-file", zone.to_str().unwrap()])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
         self.dns = Some(child);
         for _ in 0..100 {
-            if self.dig(ask, &["example.test", "SOA"]).status == "NOERROR" {
+            if self.dig(ask, ready).status == "NOERROR" {
                 return;
             }
             std::thread::sleep(Duration::from_millis(100));
         }
         panic!("dataplane dns --io xdp did not answer on {ask}");
+    }
+
+    /// Starts an authoritative `dataplane dns` for the e2e zone on `listen` (in the server
+    /// namespace, over sockets) and waits until it answers there.
+    fn start_upstream(&mut self, listen: SocketAddr) {
+        let zone = fixture("e2e.zone");
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.server_ns])
+            .arg(env!("CARGO_BIN_EXE_dataplane"))
+            .args(["dns", "--listen", &listen.to_string(), "--workers", "1"])
+            .args(["--metrics-listen", "127.0.0.1:0"])
+            .args(["--zone-file", zone.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        self.upstream = Some(child);
+        let ns = self.server_ns.clone();
+        for _ in 0..100 {
+            let ns = ns.clone();
+            let d = run_in(&ns, move || support::dig(listen, &["example.test", "SOA"]));
+            if d.status == "NOERROR" {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("the upstream did not answer on {listen}");
     }
 
     /// dig from the client namespace.
@@ -213,7 +256,10 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        if let Some(mut c) = self.dns.take() {
+        for mut c in [self.dns.take(), self.upstream.take()]
+            .into_iter()
+            .flatten()
+        {
             let _ = c.kill();
             let _ = c.wait();
         }
@@ -492,4 +538,70 @@ fn the_unspecified_address_serves_ipv6_and_ipv4() {
         "both families took the AF_XDP path"
     );
     assert!(lab.stop());
+}
+
+/// Recursion over `AF_XDP`: a miss is handed to the resolver and its reply leaves through the
+/// kernel socket on the served address (dig takes it: same source address and port); the
+/// next ask is a cache hit answered on the AF_XDP path (no kernel socket sees it). Forwarding
+/// to an authoritative server on the server namespace's loopback.
+#[test]
+fn recursion_misses_and_cache_hits_reach_the_client_over_af_xdp() {
+    if !usable() {
+        return;
+    }
+    let mut lab = Lab::new("r");
+    let upstream: SocketAddr = ([127, 0, 0, 1], PORT + 1).into();
+    lab.start_upstream(upstream);
+    let server: SocketAddr = (SERVER.parse::<IpAddr>().unwrap(), PORT).into();
+    let forward = format!(".={upstream}");
+    lab.start_with(
+        &server.to_string(),
+        server,
+        &[
+            "--recursion",
+            "forward",
+            "--forward",
+            &forward,
+            "--allow-recursion",
+            "192.0.2.0/24",
+        ],
+        &["+rec", "example.test", "SOA"],
+    );
+    assert!(lab.xdp_attached(), "our program is on vs0");
+    let hits = "dns_recursion_cache_lookups_total{result=\"hit\"}";
+    let misses = "dns_recursion_cache_lookups_total{result=\"miss\"}";
+    let before = lab.metrics();
+
+    for (name, qtype, status, data) in [
+        ("www.example.test", "A", "NOERROR", vec!["192.0.2.10"]),
+        ("nope.example.test", "A", "NXDOMAIN", vec![]),
+    ] {
+        let miss = lab.dig(server, &["+rec", name, qtype]);
+        assert_eq!(miss.status, status, "{}", miss.raw);
+        assert!(miss.has_flag("ra") && miss.has_flag("rd"), "{}", miss.raw);
+        assert_eq!(miss.answer_data(), data, "{}", miss.raw);
+        // Resolving took kernel sockets (the upstream exchange); the hit takes none.
+        let kernel = kernel_udp_in(&lab.server_ns);
+        let hit = lab.dig(server, &["+rec", &name.to_uppercase(), qtype]);
+        assert_eq!(hit.status, status, "{}", hit.raw);
+        assert_eq!(hit.answer_data(), data, "{}", hit.raw);
+        assert!(
+            hit.question[0].starts_with(&format!(";{}.", name.to_uppercase())),
+            "the client's case echoed: {}",
+            hit.raw
+        );
+        assert_eq!(
+            kernel_udp_in(&lab.server_ns),
+            kernel,
+            "the hit took the AF_XDP path"
+        );
+    }
+    let after = lab.metrics();
+    assert_eq!(sample(&after, hits) - sample(&before, hits), 2, "{after}");
+    assert_eq!(
+        sample(&after, misses) - sample(&before, misses),
+        2,
+        "{after}"
+    );
+    assert!(lab.stop(), "SIGTERM stops it cleanly");
 }
