@@ -208,9 +208,27 @@ pub(crate) struct LbArgs {
     /// flows and TCP SYN/FIN/RST reaching user space (default true; `=false` turns it off).
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub(crate) xdp_fast_path: Option<bool>,
+    /// With `--io xdp`: where the XDP program runs (default auto: in the driver, else
+    /// generic). `generic` runs it after the kernel built the skb: slower on a NIC, but on
+    /// veth its XDP_TX needs no XDP program on the peer.
+    #[arg(long, value_enum)]
+    pub(crate) xdp_mode: Option<XdpMode>,
     /// Gossip membership.
     #[command(flatten)]
     pub(crate) gossip: GossipArgs,
+}
+
+/// Where `dataplane lb --io xdp` attaches its XDP program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum XdpMode {
+    /// In the driver (native XDP), else generic.
+    #[default]
+    Auto,
+    /// In the driver only (fails where the driver has no XDP support).
+    Native,
+    /// In the stack, after the skb is built (any interface).
+    Generic,
 }
 
 /// The packet I/O backend of `dataplane lb`.

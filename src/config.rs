@@ -328,6 +328,8 @@ pub(crate) struct LbConfig {
     pub(crate) health: Option<LbHealthConfig>,
     /// With `io = "xdp"`: established flows forwarded by the XDP program itself.
     pub(crate) xdp_fast_path: bool,
+    /// With `io = "xdp"`: where the program runs.
+    pub(crate) xdp_mode: crate::cli::XdpMode,
 }
 
 /// Health checks of real servers, written to the store.
@@ -363,6 +365,7 @@ impl Default for LbConfig {
             neighbour_refresh: std::time::Duration::from_secs(2),
             health: None,
             xdp_fast_path: true,
+            xdp_mode: crate::cli::XdpMode::Auto,
         }
     }
 }
@@ -641,6 +644,9 @@ impl Config {
                 }
                 if let Some(f) = a.xdp_fast_path {
                     lb.xdp_fast_path = f;
+                }
+                if let Some(m) = a.xdp_mode {
+                    lb.xdp_mode = m;
                 }
                 if a.health_check && lb.health.is_none() {
                     lb.health = Some(LbHealthConfig::default());

@@ -37,7 +37,9 @@
 # schedules the peer's NAPI from XDP_TX only then: see l4lb::fastpath::peer), so for that row
 # `xdp-pass` holds an XDP_PASS program on p-lb. That peer work (the pass program, building the
 # skb, steering it to CPU 0) runs on CPU 1 and is counted in that row's LB CPU-s: a veth cost
-# that a physical NIC transmitting the frame does not have.
+# that a physical NIC transmitting the frame does not have. The `generic+fast` row runs the
+# same program in generic XDP (`--xdp-mode generic`: after lb0 built the skb, XDP_TX is a plain
+# transmit to p-lb, no program on the peer), the mode that suits veth.
 #
 # Needs root, iproute2, nftables (nft), ethtool, etcd + etcdctl, curl, rustc.
 set -euo pipefail
@@ -131,10 +133,12 @@ csum_errors() {
 }
 # Microseconds: wall clock; CPU 1 idle (each state's residency); a process's on-CPU time.
 wall_us() { echo $(($(date +%s%N) / 1000)); }
-idle_us() { cat /sys/devices/system/cpu/cpu$LB_CPU/cpuidle/state*/time | awk '{ s += $1 } END { printf "%d\n", s }'; }
+idle_us() { cat /sys/devices/system/cpu/cpu$LB_CPU/cpuidle/state*/time | awk '{ s += $1 } END { printf "%.0f\n", s }'; }
+all_idle_us() { cat /sys/devices/system/cpu/cpu[0-9]*/cpuidle/state*/time | awk '{ s += $1 } END { printf "%.0f\n", s }'; }
+NCPU=$(ls -d /sys/devices/system/cpu/cpu[0-9]* | wc -l)
 proc_us() {
   [ -n "$1" ] || { echo 0; return; }
-  cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%d\n", s / 1000 }'
+  cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.0f\n", s / 1000 }'
 }
 [ -r /sys/devices/system/cpu/cpu$LB_CPU/cpuidle/state0/time ] || {
   echo "compare.sh: cpu$LB_CPU has no cpuidle residency counters to measure its busy time with" >&2; exit 1; }
@@ -145,12 +149,12 @@ measure() { # name [lb-pid]
   # Warm up (sessions, conntrack entries), then measure.
   nsx cl taskset -c $LOAD_CPU "$TMP/flood" $VIP:53 "$SOCKETS" 0.5 "$RATE" >/dev/null
   sleep 0.3
-  local f0 e0 w0 i0 p0 f1 e1 w1 i1 p1 out
-  f0=$(forwarded); e0=$(csum_errors); w0=$(wall_us); i0=$(idle_us); p0=$(proc_us "$pid")
+  local f0 e0 w0 i0 p0 a0 f1 e1 w1 i1 p1 a1 out
+  f0=$(forwarded); e0=$(csum_errors); w0=$(wall_us); i0=$(idle_us); p0=$(proc_us "$pid"); a0=$(all_idle_us)
   out=$(nsx cl taskset -c $LOAD_CPU "$TMP/flood" $VIP:53 "$SOCKETS" "$SECS" "$RATE")
   sleep 0.2
-  f1=$(forwarded); e1=$(csum_errors); w1=$(wall_us); i1=$(idle_us); p1=$(proc_us "$pid")
-  ROWS+=("$name ${out%% *} $((f1 - f0)) $((e1 - e0)) $(((w1 - w0) - (i1 - i0))) $((p1 - p0))")
+  f1=$(forwarded); e1=$(csum_errors); w1=$(wall_us); i1=$(idle_us); p1=$(proc_us "$pid"); a1=$(all_idle_us)
+  ROWS+=("$name ${out%% *} $((f1 - f0)) $((e1 - e0)) $(((w1 - w0) - (i1 - i0))) $((p1 - p0)) $((NCPU * (w1 - w0) - (a1 - a0)))")
 }
 
 start_lb() { # io [more flags]
@@ -204,21 +208,31 @@ measure dataplane-xdp+fast "$LB_PID"
 FAST=$(nsx lb curl -s http://127.0.0.1:9155/metrics | awk '/^lb_fast_path_packets_total/ { print $2 }')
 stop_lb
 kill "$PASS_PID"
+wait "$PASS_PID" 2>/dev/null || true
+start_lb xdp --xdp-fast-path=true --xdp-mode generic
+measure dataplane-generic+fast "$LB_PID"
+FAST_GENERIC=$(nsx lb curl -s http://127.0.0.1:9155/metrics | awk '/^lb_fast_path_packets_total/ { print $2 }')
+stop_lb
 
 echo
 echo "veth, 64-byte UDP frames from $SOCKETS source ports at $RATE/s, ${SECS}s per row"
 echo "LB CPU-s = cpu$LB_CPU busy time (wall minus cpuidle residency); net = minus the baseline's;"
-echo "  proc-s = our process alone (schedstat)"
-echo "fast path: ${FAST:-0} packets forwarded by the XDP program itself (warm-up included)"
-printf '%-20s %9s %9s %7s %8s %8s %8s %10s %13s\n' mode sent forwarded csumerr LB-CPU-s net-s proc-s fwd/s fwd/net-CPU-s
+echo "  proc-s = our process alone (schedstat); all-s = every CPU's busy time (load, bridge and real"
+echo "  servers included); all-net = minus the baseline's per frame sent (what the balancing adds,"
+echo "  wherever the kernel ran it)"
+echo "fast path: ${FAST:-0} (native), ${FAST_GENERIC:-0} (generic) packets forwarded by the XDP program"
+echo "  itself (warm-up included)"
+printf '%-22s %8s %9s %7s %8s %8s %7s %8s %13s %8s %8s %14s\n' mode sent forwarded csumerr LB-CPU-s net-s proc-s fwd/s fwd/net-CPU-s all-s all-net fwd/all-net-s
 base=
+base_all=
+base_sent=
 for row in "${ROWS[@]}"; do
-  read -r name sent fwd cerr busy proc <<<"$row"
-  [ -n "$base" ] || base=$busy
+  read -r name sent fwd cerr busy proc all <<<"$row"
+  [ -n "$base" ] || { base=$busy; base_all=$all; base_sent=$sent; }
   awk -v n="$name" -v s="$sent" -v f="$fwd" -v e="$cerr" -v b="$busy" -v p="$proc" -v z="$base" \
-    -v secs="$SECS" 'BEGIN {
-    cpu = b / 1e6; net = (b - z) / 1e6
-    printf "%-20s %9d %9d %7d %8.2f %8.2f %8.2f %10.0f %13.0f\n", n, s, f, e, cpu, net, p / 1e6, f / secs,
-      (net > 0 ? f / net : 0)
+    -v a="$all" -v za="$base_all" -v zs="$base_sent" -v secs="$SECS" 'BEGIN {
+    cpu = b / 1e6; net = (b - z) / 1e6; alls = a / 1e6; alln = (a - za * s / zs) / 1e6
+    printf "%-22s %8d %9d %7d %8.2f %8.2f %7.2f %8.0f %13.0f %8.2f %8.2f %14.0f\n", n, s, f, e, cpu, net, p / 1e6,
+      f / secs, (net > 0 ? f / net : 0), alls, alln, (alln > 0 ? f / alln : 0)
   }'
 done

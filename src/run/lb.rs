@@ -271,7 +271,12 @@ fn open_xdp(lb: &LbConfig, interface: &str, workers: usize) -> anyhow::Result<Xd
             f.emit(a);
         }
     };
-    let mut program = Program::attach_with(interface, Attach::Auto, Filter::Destinations, &prologue)
+    let attach = match lb.xdp_mode {
+        crate::cli::XdpMode::Auto => Attach::Auto,
+        crate::cli::XdpMode::Native => Attach::Native,
+        crate::cli::XdpMode::Generic => Attach::Generic,
+    };
+    let mut program = Program::attach_with(interface, attach, Filter::Destinations, &prologue)
         .with_context(|| {
             format!("cannot attach the XDP program to {interface} (this needs root, or CAP_BPF and CAP_NET_ADMIN)")
         })?;
