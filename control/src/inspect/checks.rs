@@ -1,6 +1,6 @@
 //! The checks the store's objects call for, and their results. PURE.
 
-use dataplane_common::model::{Name, Protocol, RData, RecordSet, Vip};
+use dataplane_common::model::{Endpoint, Name, Protocol, RData, RecordSet, Service, Vip};
 use dataplane_common::node::{Registration, Role};
 use dataplane_common::store::Revision;
 use serde::{Deserialize, Serialize};
@@ -58,11 +58,20 @@ pub struct Check {
     pub kind: Kind,
 }
 
-/// Every check for these objects: each real server of a TCP VIP and the VIP, each DNS
-/// node × each known name, each node's consistency.
-pub fn derive(vips: &[Vip], nodes: &[Registration], known: &[RecordSet]) -> Vec<Check> {
+/// Every check for these objects: each real server of a TCP VIP and the VIP, each
+/// endpoint of a headless Service (no VIP leads to it, yet dns hands its addresses out), each
+/// DNS node × each known name, each node's consistency.
+pub fn derive(
+    vips: &[Vip],
+    headless: &[(Service, Vec<Endpoint>)],
+    nodes: &[Registration],
+    known: &[RecordSet],
+) -> Vec<Check> {
     let mut out = Vec::new();
     let mut servers = BTreeSet::new();
+    for (service, endpoints) in headless {
+        servers.extend(endpoint_targets(service, endpoints));
+    }
     for v in vips.iter().filter(|v| v.protocol == Protocol::Tcp) {
         for rs in &v.real_servers {
             servers.insert(SocketAddr::new(rs.address, rs.port));
@@ -113,6 +122,31 @@ pub fn derive(vips: &[Vip], nodes: &[Registration], known: &[RecordSet]) -> Vec<
         });
     }
     out
+}
+
+/// What a headless Service's endpoints are probed on: each address of an endpoint that is
+/// ready or serving, on each TCP port whose target is a number (or the port itself when it
+/// has no target). A named target port is resolved per EndpointSlice, which the stored
+/// endpoints do not carry: such ports are not probed.
+pub fn endpoint_targets(service: &Service, endpoints: &[Endpoint]) -> Vec<SocketAddr> {
+    if !service.is_headless() {
+        return Vec::new();
+    }
+    let ports: Vec<u16> = service
+        .ports
+        .iter()
+        .filter(|p| p.protocol == Protocol::Tcp)
+        .filter_map(|p| match &p.target_port {
+            None => Some(p.port),
+            Some(t) => t.parse().ok(),
+        })
+        .collect();
+    endpoints
+        .iter()
+        .filter(|e| e.conditions.ready || e.conditions.serving)
+        .flat_map(|e| e.addresses.iter())
+        .flat_map(|a| ports.iter().map(|p| SocketAddr::new(*a, *p)))
+        .collect()
 }
 
 /// Whether a DNS answer is right: non-empty, and only addresses of the set.
@@ -244,5 +278,54 @@ mod tests {
         assert!(dns_ok(&["192.0.2.1".parse().unwrap()], &allowed));
         assert!(!dns_ok(&[], &allowed));
         assert!(!dns_ok(&["192.0.2.2".parse().unwrap()], &allowed));
+    }
+
+    #[test]
+    fn headless_endpoints_are_probed_on_their_numeric_tcp_target_ports() {
+        use dataplane_common::model::{EndpointConditions, ServicePort, ServiceType};
+        let port = |name: &str, protocol, port, target: Option<&str>| ServicePort {
+            name: name.into(),
+            protocol,
+            port,
+            target_port: target.map(str::to_owned),
+        };
+        let endpoint = |a: &str, ready: bool| Endpoint {
+            addresses: vec![a.parse().unwrap()],
+            conditions: EndpointConditions {
+                ready,
+                serving: ready,
+                terminating: !ready,
+            },
+            hostname: None,
+            node: None,
+            zone: None,
+        };
+        let mut service = Service {
+            namespace: "ns".into(),
+            name: "db".into(),
+            kind: ServiceType::ClusterIP,
+            cluster_ips: Vec::new(),
+            ports: vec![
+                port("sql", Protocol::Tcp, 5432, Some("15432")),
+                port("web", Protocol::Tcp, 80, None),
+                port("named", Protocol::Tcp, 81, Some("http")),
+                port("dns", Protocol::Udp, 53, None),
+            ],
+            external_name: None,
+            external_ips: Vec::new(),
+            session_affinity: None,
+            publish_not_ready: false,
+        };
+        let endpoints = vec![endpoint("10.1.0.1", true), endpoint("10.1.0.2", false)];
+        let checks = derive(&[], &[(service.clone(), endpoints.clone())], &[], &[]);
+        let ids: Vec<&str> = checks.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["real_server:10.1.0.1:80", "real_server:10.1.0.1:15432"],
+            "ready endpoints only; numeric TCP targets only"
+        );
+        // A Service with a cluster IP is probed through its VIP's real servers instead.
+        service.cluster_ips = vec!["10.96.0.10".parse().unwrap()];
+        assert!(derive(&[], &[(service, endpoints)], &[], &[]).is_empty());
     }
 }

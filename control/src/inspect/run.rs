@@ -4,10 +4,11 @@
 use super::checks::{self, Check, CheckResult, Kind, Newest, Report};
 use super::verdict::Verdicts;
 use super::{RESULTS, dns, schedule};
+use crate::publish::desired::{EndpointList, endpoints_key};
 use dataplane_common::clock::Clock;
 use dataplane_common::health::{Probe, Thresholds};
 use dataplane_common::model::{
-    self, Health, HealthState, Name, RecordSet, RecordType, Vip, Zone, keys,
+    self, Endpoint, Health, HealthState, Name, RecordSet, RecordType, Service, Vip, Zone, keys,
 };
 use dataplane_common::node::{Registration, Role};
 use dataplane_common::store::{Revision, Store};
@@ -116,6 +117,28 @@ async fn list<T: serde::de::DeserializeOwned + model::Validate>(
     }
 }
 
+/// The headless Services and their endpoints (Services with a VIP are probed through its
+/// real servers).
+async fn headless(store: &dyn Store) -> Option<Vec<(Service, Vec<Endpoint>)>> {
+    let (services, _) = list::<Service>(store, keys::SERVICES).await?;
+    let mut out = Vec::new();
+    for service in services.into_iter().filter(Service::is_headless) {
+        let key = endpoints_key(&service.namespace, &service.name);
+        let endpoints = match store.get(&key).await {
+            Ok(Some(kv)) => model::decode::<EndpointList>(&kv.value)
+                .map(|l| l.endpoints)
+                .unwrap_or_default(),
+            Ok(None) => Vec::new(),
+            Err(e) => {
+                tracing::warn!(%key, error = %e, "cannot read; skipping this round");
+                return None;
+            }
+        };
+        out.push((service, endpoints));
+    }
+    Some(out)
+}
+
 /// One round; None when the store could not be read.
 async fn round(
     settings: &Settings,
@@ -127,6 +150,7 @@ async fn round(
     let (vips, vip_rev) = list::<Vip>(store, keys::VIPS).await?;
     let (health, health_rev) = list::<Health>(store, keys::HEALTH).await?;
     let (nodes, _) = list::<Registration>(store, keys::NODES).await?;
+    let headless = headless(store).await?;
     let (_, record_rev) = list::<RecordSet>(store, keys::RECORDS).await?;
     let (_, zone_rev) = list::<Zone>(store, keys::ZONES).await?;
     let mut known = Vec::new();
@@ -143,7 +167,7 @@ async fn round(
         vips: vip_rev,
         health: health_rev,
     };
-    let all = checks::derive(&vips, &nodes, &known);
+    let all = checks::derive(&vips, &headless, &nodes, &known);
     let members = members(&settings.node, &nodes, live);
     let mine = schedule::mine(&all, |c| c.id.as_str(), &members, &settings.node);
     let results =
