@@ -33,32 +33,10 @@ start_ours() {
   RPID=$!
 }
 
+. "$(dirname "$0")/unbound.sh"
+
 start_unbound() {
-  cat > "$WORK/unbound.conf" <<CONF
-server:
-    interface: 127.0.0.1@$PR
-    port: $PR
-    num-threads: 1
-    so-reuseport: no
-    access-control: 127.0.0.0/8 allow
-    do-not-query-localhost: no
-    module-config: "iterator"
-    qname-minimisation: no
-    msg-cache-size: 64m
-    rrset-cache-size: 128m
-    use-syslog: no
-    logfile: ""
-    verbosity: 0
-    chroot: ""
-    username: ""
-    directory: "$WORK"
-    pidfile: "$WORK/unbound.pid"
-    domain-insecure: "cluster.local"
-    local-zone: "local." nodefault
-forward-zone:
-    name: "."
-    forward-addr: 127.0.0.1@$PA
-CONF
+  unbound_conf 127.0.0.1 "$PR" 127.0.0.0/8 "$WORK" 127.0.0.1 "$PA" > "$WORK/unbound.conf"
   taskset -c 1 unbound -d -c "$WORK/unbound.conf" >/dev/null 2>&1 &
   RPID=$!
 }

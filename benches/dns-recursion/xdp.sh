@@ -94,71 +94,10 @@ stop_server() {
   [[ -n "$auth_pid" ]] && stop_pid "$auth_pid"
   server_pid="" auth_pid=""
 }
-teardown() {
-  stop_server
-  ip netns del $S 2>/dev/null; ip netns del $C 2>/dev/null
-  # Namespace deletion is asynchronous: wait until the veths (and their kthreads) are gone.
-  for _ in $(seq 50); do pgrep '^napi/v[sc]0-' >/dev/null || break; sleep 0.1; done
-}
+. "$(dirname "$0")/../dns-xdp/veth.sh"
 trap teardown EXIT
 
-# A fresh pair for every run (see ../dns-xdp/compare.sh for why each setting is there).
-setup() {
-  teardown
-  ip netns add $S && ip netns add $C || return 1
-  ip link add vc0 netns $C type veth peer name vs0 netns $S || return 1
-  ip -n $S addr add $SIP/24 dev vs0; ip -n $C addr add $CIP/24 dev vc0
-  ip -n $S link set lo up; ip -n $C link set lo up
-  ip -n $S link set vs0 up; ip -n $C link set vc0 up
-  local ms mc
-  ms=$(ip -n $S -o link show vs0 | grep -o 'link/ether [0-9a-f:]*' | cut -d' ' -f2)
-  mc=$(ip -n $C -o link show vc0 | grep -o 'link/ether [0-9a-f:]*' | cut -d' ' -f2)
-  ip -n $C neigh replace $SIP lladdr "$ms" dev vc0 nud permanent
-  ip -n $S neigh replace $CIP lladdr "$mc" dev vs0 nud permanent
-  ip netns exec $S ethtool -K vs0 gro on >/dev/null 2>&1
-  ip netns exec $C ethtool -K vc0 gro on >/dev/null 2>&1
-  ip netns exec $S ethtool -K vs0 tso off >/dev/null 2>&1
-  ip netns exec $C ethtool -K vc0 tso off >/dev/null 2>&1
-  ip netns exec $S sh -c 'echo 1 > /sys/class/net/vs0/threaded'
-  ip netns exec $C sh -c 'echo 1 > /sys/class/net/vc0/threaded'
-}
-
-pin_napi() {
-  local pid
-  for pid in $(pgrep '^napi/vs0-'); do taskset -pc "$SERVER_CPU" "$pid" >/dev/null; done
-  for pid in $(pgrep '^napi/vc0-'); do taskset -pc "$CLIENT_CPU" "$pid" >/dev/null; done
-  pgrep -a '^napi/v[sc]0-' | tr '\n' ' '
-}
-
-unbound_conf() {  # $1 = dir
-  cat <<EOF
-server:
-    interface: $SIP@$PORT
-    port: $PORT
-    num-threads: 1
-    so-reuseport: no
-    so-rcvbuf: 4m
-    so-sndbuf: 4m
-    access-control: 192.0.2.0/24 allow
-    do-not-query-localhost: no
-    module-config: "iterator"
-    qname-minimisation: no
-    msg-cache-size: 64m
-    rrset-cache-size: 128m
-    use-syslog: no
-    logfile: ""
-    verbosity: 0
-    chroot: ""
-    username: ""
-    directory: "$1"
-    pidfile: "$1/unbound.pid"
-    domain-insecure: "cluster.local"
-    local-zone: "local." nodefault
-forward-zone:
-    name: "."
-    forward-addr: ${UPSTREAM%:*}@${UPSTREAM#*:}
-EOF
-}
+. "$(dirname "$0")/unbound.sh"
 
 start_server() {  # $1 = case
   local d="$OUT/$1" cmd
@@ -172,7 +111,9 @@ start_server() {  # $1 = case
   case $1 in
     ours-xdp) cmd=("${ours[@]}" --io xdp --xdp-interface vs0) ;;
     ours-udp) cmd=("${ours[@]}" --io mmsg) ;;
-    unbound) unbound_conf "$d" > "$d/unbound.conf"; cmd=(unbound -d -c "$d/unbound.conf") ;;
+    unbound) unbound_conf "$SIP" "$PORT" 192.0.2.0/24 "$d" "${UPSTREAM%:*}" "${UPSTREAM#*:}" \
+               "so-rcvbuf: 4m" "so-sndbuf: 4m" > "$d/unbound.conf"
+              cmd=(unbound -d -c "$d/unbound.conf") ;;
     *) echo "unknown case $1" >&2; return 1 ;;
   esac
   ip netns exec $S taskset -c "$SERVER_CPU" "${cmd[@]}" > "$d/log" 2>&1 &
@@ -192,13 +133,6 @@ start_server() {  # $1 = case
   grep -q 'napi/vs0-' "$d/napi.txt" || { echo "$1: no NAPI kthread on vs0"; return 1; }
 }
 
-ticks() { sed 's/.*) //' /proc/"$1"/stat | awk '{ print $12 + $13 }'; }
-napi_ticks() {
-  local pid sum=0
-  for pid in $(pgrep '^napi/vs0-'); do sum=$((sum + $(ticks "$pid"))); done
-  echo $sum
-}
-busy() { awk -v c="cpu$1" '$1 == c { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
 lookups() {  # ours' cache lookups "hit miss" (0 0 for Unbound)
   ip netns exec $S curl -s "http://$METRICS/metrics" 2>/dev/null | awk '
     /^dns_recursion_cache_lookups_total\{result="hit"\}/ { h = $2 }
