@@ -244,17 +244,7 @@ impl Inner {
                 }
                 Op::Delete { key } => {
                     if self.kvs.contains_key(key) {
-                        events.push(Event {
-                            kind: EventKind::Delete,
-                            kv: KeyValue {
-                                key: key.clone(),
-                                value: Vec::new(),
-                                create_revision: 0,
-                                mod_revision: revision,
-                                version: 0,
-                                lease: 0,
-                            },
-                        });
+                        events.push(Event::delete(key.clone(), revision));
                     }
                 }
             }
@@ -346,17 +336,7 @@ impl Inner {
         let revision = self.revision + 1;
         let events: Vec<Event> = keys
             .into_iter()
-            .map(|key| Event {
-                kind: EventKind::Delete,
-                kv: KeyValue {
-                    key,
-                    value: Vec::new(),
-                    create_revision: 0,
-                    mod_revision: revision,
-                    version: 0,
-                    lease: 0,
-                },
-            })
+            .map(|key| Event::delete(key, revision))
             .collect();
         if events.is_empty() {
             let write = self.db.begin_write().map_err(backend)?;

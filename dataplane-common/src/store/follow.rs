@@ -16,9 +16,7 @@
 //! [`Typed`] decodes values into model objects on top; a malformed value is logged with its
 //! key, counted and skipped (the key keeps its last good value).
 
-use super::{
-    Event, EventKind, KeyValue, ListPages, Listing, Revision, Store, StoreError, WatchStream,
-};
+use super::{Event, EventKind, ListPages, Listing, Revision, Store, StoreError, WatchStream};
 use crate::model::{Validate, decode};
 use crate::telemetry::Telemetry;
 use prometheus_client::metrics::counter::Counter;
@@ -331,17 +329,7 @@ impl Relist {
     fn finish(self, told: &BTreeMap<String, Revision>) -> (Vec<Event>, BTreeMap<String, Revision>) {
         let mut events = self.held;
         for key in told.keys().filter(|k| !self.fresh.contains_key(*k)) {
-            events.push(Event {
-                kind: EventKind::Delete,
-                kv: KeyValue {
-                    key: key.clone(),
-                    value: Vec::new(),
-                    create_revision: 0,
-                    mod_revision: self.revision,
-                    version: 0,
-                    lease: 0,
-                },
-            });
+            events.push(Event::delete(key.clone(), self.revision));
         }
         events.sort_by(|a, b| a.kv.key.cmp(&b.kv.key));
         (events, self.fresh)
@@ -413,6 +401,7 @@ impl<T: DeserializeOwned + Validate> Typed<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::KeyValue;
 
     fn kv(key: &str, mod_revision: Revision) -> KeyValue {
         KeyValue {

@@ -64,6 +64,23 @@ pub struct Event {
     pub kv: KeyValue,
 }
 
+impl Event {
+    /// The deletion of `key` at `revision` (a delete carries no value, version or lease).
+    pub fn delete(key: String, revision: Revision) -> Self {
+        Self {
+            kind: EventKind::Delete,
+            kv: KeyValue {
+                key,
+                value: Vec::new(),
+                create_revision: 0,
+                mod_revision: revision,
+                version: 0,
+                lease: 0,
+            },
+        }
+    }
+}
+
 /// Keys under a prefix at one revision.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listing {
