@@ -1,4 +1,5 @@
-//! `l4lb::Datapath::handle_frame`: established-flow packets and new sessions per second.
+//! `l4lb::Datapath::handle_frame`: established-flow packets and new sessions per second; and
+//! what handing a frame to its owner between AF_XDP workers costs.
 //!
 //! Each packet is copied from a template into the working buffer before the call (the
 //! datapath rewrites in place), so the figures include one ~80-byte copy per packet.
@@ -112,5 +113,41 @@ fn new_sessions(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, established, new_sessions);
+/// What a multi-queue AF_XDP worker adds per frame: finding the frame's owner
+/// (`steering::owner`), and for a frame it does not own, the copy into the owner's inbox and
+/// the owner draining it (`server::handoff`), in batches of 64.
+fn handoff(c: &mut Criterion) {
+    use l4lb::io::steering;
+    use l4lb::server::handoff::Handoffs;
+    const BATCH: usize = 64;
+    let local: Vec<IpAddr> = (100..104)
+        .map(|i| IpAddr::V4(Ipv4Addr::new(10, 0, 0, i)))
+        .collect();
+    let frames: Vec<Vec<u8>> = (0..BATCH as u32)
+        .map(|k| testing::tcp_frame(client(k), VIP, ACK, &[0u8; 16]))
+        .collect();
+    let mut group = c.benchmark_group("l4lb_datapath/handoff");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    group.bench_function("owner", |b| {
+        b.iter(|| {
+            for f in &frames {
+                black_box(steering::owner(f, 2, &local));
+            }
+        });
+    });
+    let handoffs = Handoffs::new(2, 1024, 4096);
+    group.bench_function("send_and_drain", |b| {
+        b.iter(|| {
+            for f in &frames {
+                handoffs.send(1, f);
+            }
+            handoffs.drain(1, |f| {
+                black_box(f);
+            })
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, established, new_sessions, handoff);
 criterion_main!(benches);
