@@ -29,6 +29,7 @@ pub mod publish;
 pub mod translate;
 pub mod watch;
 
+use dataplane_common::clock::{Clock, SystemClock};
 use dataplane_common::model::{MAX_TTL, Name, Soa, Zone};
 use dataplane_common::store::{Revision, Store};
 use dataplane_common::telemetry::Telemetry;
@@ -40,7 +41,7 @@ use std::time::Duration;
 use tokio::sync::watch as channel;
 use tracing::{debug, info, warn};
 use translate::Translation;
-use watch::{ServiceKey, Watch};
+use watch::{Cluster, ServiceKey, Watch};
 
 /// How long to wait before publishing again after a store error.
 const RETRY_DELAY: Duration = Duration::from_secs(1);
@@ -173,18 +174,23 @@ pub async fn run(
                 }
                 if watch.is_synced() {
                     let changed = pending.len();
+                    let keys: Vec<ServiceKey> = std::mem::take(&mut pending).into_iter().collect();
+                    let started = SystemClock.now();
                     cpu_bound(changed, || {
-                        for key in std::mem::take(&mut pending) {
-                            let translation =
-                                translate_one(&watch, &key, &options, &translate_errors);
-                            let changes = desired.set(&key.0, &key.1, translation.as_ref());
+                        translate_all(watch.cluster(), &keys, &options, &translate_errors, |key, parts| {
+                            let changes = desired.set_parts(&key.0, &key.1, parts);
                             for c in &changes.conflicts {
                                 warn!(conflict = %c, "two Services want one key");
                             }
                             dirty.extend(changes.keys);
-                        }
+                        });
                     });
-                    debug!(revision = update.revision, changed, dirty = dirty.len(), "Kubernetes changes applied");
+                    let took = SystemClock.now().duration_since(started);
+                    if changed >= CPU_BOUND_ITEMS {
+                        info!(revision = update.revision, changed, keys = desired.len(), dirty = dirty.len(), ms = took.as_millis(), "Kubernetes changes translated");
+                    } else {
+                        debug!(revision = update.revision, changed, dirty = dirty.len(), "Kubernetes changes applied");
+                    }
                 }
             }
             Ok(()) = leader_rx.changed() => {
@@ -267,16 +273,66 @@ impl<T> Drop for AbortOnDrop<T> {
     }
 }
 
+/// Services translated per round of [`translate_all`]: enough to keep every thread busy,
+/// few enough that their encoded values in flight are a small part of the desired state.
+const TRANSLATE_CHUNK: usize = 4096;
+
+/// Translates the Services `keys` and encodes what each wants; `apply` gets them in the
+/// order of `keys`. Many (a first sync's 100,000) are spread over every core: translating
+/// and encoding is most of a first sync's CPU, and only merging them in is sequential.
+fn translate_all(
+    cluster: &Cluster,
+    keys: &[ServiceKey],
+    options: &translate::Options,
+    errors: &Counter,
+    mut apply: impl FnMut(&ServiceKey, publish::state::Parts),
+) {
+    let parts_of = |keys: &[ServiceKey]| -> Vec<publish::state::Parts> {
+        keys.iter()
+            .map(|key| {
+                translate_one(cluster, key, options, errors)
+                    .as_ref()
+                    .map(publish::state::contributions)
+                    .unwrap_or_default()
+            })
+            .collect()
+    };
+    let threads = if keys.len() >= CPU_BOUND_ITEMS {
+        std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+    } else {
+        1
+    };
+    for chunk in keys.chunks(TRANSLATE_CHUNK) {
+        let per = chunk.len().div_ceil(threads);
+        let parts: Vec<publish::state::Parts> = std::thread::scope(|scope| {
+            let mut subs = chunk.chunks(per);
+            let first = subs.next().unwrap_or_default();
+            let others: Vec<_> = subs.map(|sub| scope.spawn(move || parts_of(sub))).collect();
+            let mut parts = parts_of(first);
+            for other in others {
+                match other.join() {
+                    Ok(more) => parts.extend(more),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }
+            parts
+        });
+        for (key, parts) in chunk.iter().zip(parts) {
+            apply(key, parts);
+        }
+    }
+}
+
 /// Translates one Service; `None` when it is gone or cannot be translated (it then
 /// contributes nothing).
 fn translate_one(
-    watch: &Watch,
+    cluster: &Cluster,
     key: &ServiceKey,
     options: &translate::Options,
     errors: &Counter,
 ) -> Option<Translation> {
-    let svc = watch.cluster().services().get(key)?;
-    match translate::service(svc, &watch.cluster().slices_of(key), options) {
+    let svc = cluster.services().get(key)?;
+    match translate::service(svc, &cluster.slices_of(key), options) {
         Ok(t) => {
             for w in &t.warnings {
                 warn!(namespace = %key.0, service = %key.1, "{w}");

@@ -146,6 +146,15 @@ async fn main() {
         args.get(1).copied().unwrap_or(10),
         args.get(2).copied().unwrap_or(200),
     );
+    // control's info lines (what a first sync translated and published, and when) on stderr.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "control=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
     let clock = SystemClock;
     let etcd = EtcdServer::start().await;
     let kube = store::open(&etcd.url()).await.expect("etcd");

@@ -198,11 +198,11 @@ fn from_json<T: DeserializeOwned>(value: &[u8], want: &Kind) -> Result<T, Decode
 }
 
 fn meta_from_pb(meta: Option<pb_meta::ObjectMeta>) -> ObjectMeta {
-    let meta = meta.unwrap_or_default();
+    let mut meta = meta.unwrap_or_default();
     ObjectMeta {
         name: meta.name.unwrap_or_default(),
         namespace: meta.namespace.unwrap_or_default(),
-        labels: meta.labels,
+        service_name: meta.labels.remove(super::SERVICE_NAME_LABEL),
     }
 }
 

@@ -14,7 +14,6 @@ use k8s_pb::apimachinery::pkg::apis::meta::v1 as pb_meta;
 use k8s_pb::apimachinery::pkg::runtime::{TypeMeta, Unknown};
 use k8s_pb::apimachinery::pkg::util::intstr::IntOrString as PbIntOrString;
 use prost::Message;
-use std::collections::BTreeMap;
 
 /// A ClusterIP Service (`cluster_ips` empty: headless, `clusterIP: None`).
 pub fn service(
@@ -29,7 +28,7 @@ pub fn service(
         cluster_ips.iter().map(|s| (*s).to_owned()).collect()
     };
     Service {
-        metadata: meta(namespace, name, BTreeMap::new()),
+        metadata: meta(namespace, name, None),
         spec: ServiceSpec {
             kind: "ClusterIP".to_owned(),
             cluster_ip: cluster_ips[0].clone(),
@@ -60,9 +59,8 @@ pub fn slice(
     ports: &[(&str, i32)],
     endpoints: Vec<Endpoint>,
 ) -> EndpointSlice {
-    let labels = BTreeMap::from([(super::SERVICE_NAME_LABEL.to_owned(), service.to_owned())]);
     EndpointSlice {
-        metadata: meta(namespace, name, labels),
+        metadata: meta(namespace, name, Some(service)),
         address_type: address_type.to_owned(),
         endpoints,
         ports: ports
@@ -110,11 +108,11 @@ pub fn named_endpoint(address: &str, hostname: &str) -> Endpoint {
     }
 }
 
-fn meta(namespace: &str, name: &str, labels: BTreeMap<String, String>) -> ObjectMeta {
+fn meta(namespace: &str, name: &str, service_name: Option<&str>) -> ObjectMeta {
     ObjectMeta {
         name: name.to_owned(),
         namespace: namespace.to_owned(),
-        labels,
+        service_name: service_name.map(str::to_owned),
     }
 }
 
@@ -216,7 +214,11 @@ fn meta_to_pb(meta: &ObjectMeta) -> pb_meta::ObjectMeta {
     pb_meta::ObjectMeta {
         name: non_empty(&meta.name),
         namespace: non_empty(&meta.namespace),
-        labels: meta.labels.clone(),
+        labels: meta
+            .service_name
+            .iter()
+            .map(|s| (super::SERVICE_NAME_LABEL.to_owned(), s.clone()))
+            .collect(),
         ..pb_meta::ObjectMeta::default()
     }
 }

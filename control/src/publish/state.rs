@@ -107,9 +107,18 @@ impl DesiredState {
         name: &str,
         translation: Option<&Translation>,
     ) -> Changes {
+        self.set_parts(
+            namespace,
+            name,
+            translation.map(contributions).unwrap_or_default(),
+        )
+    }
+
+    /// [`Self::set`] with the Service's [`contributions`] already made (they are most of its
+    /// cost, and can be made on other threads).
+    pub fn set_parts(&mut self, namespace: &str, name: &str, new_parts: Parts) -> Changes {
         let owner: Owner = Arc::new((namespace.to_owned(), name.to_owned()));
         let old_keys = self.services.remove(&owner).unwrap_or_default();
-        let new_parts = translation.map(contributions).unwrap_or_default();
 
         // The old values of every key touched, to report only real changes.
         let mut touched: Vec<(Arc<str>, Option<Vec<u8>>)> = Vec::new();
@@ -167,9 +176,12 @@ impl DesiredState {
     }
 }
 
+/// The keys one Service wants, each with its encoded value.
+pub type Parts = Vec<(String, Box<[u8]>)>;
+
 /// The keys one translation wants, each with its encoded value, in the order
 /// [`super::desired()`] adds them.
-fn contributions(t: &Translation) -> Vec<(String, Box<[u8]>)> {
+pub fn contributions(t: &Translation) -> Parts {
     let (ns, name) = (&t.service.namespace, &t.service.name);
     let mut out = Vec::with_capacity(2 + t.records.len() + t.vips.len());
     out.push((service_key(ns, name), encode(&t.service).into()));

@@ -32,7 +32,7 @@ pub struct ServicePort {
     /// The port on the cluster IP.
     pub port: u16,
     /// The endpoint port: a number, or a port name resolved per endpoint.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_port: Option<String>,
 }
 
@@ -54,10 +54,10 @@ pub struct Service {
     #[serde(default)]
     pub ports: Vec<ServicePort>,
     /// The alias target of an ExternalName Service.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_name: Option<Name>,
     /// `spec.externalIPs` plus load-balancer ingress IPs.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub external_ips: Vec<IpAddr>,
     /// `sessionAffinity: ClientIP` timeout; `None` when affinity is off.
     #[serde(
@@ -67,7 +67,7 @@ pub struct Service {
     )]
     pub session_affinity: Option<Duration>,
     /// `publishNotReadyAddresses`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub publish_not_ready: bool,
 }
 
@@ -119,7 +119,9 @@ impl Validate for Service {
     }
 }
 
-/// An endpoint's conditions (Kubernetes EndpointSlice `conditions`).
+/// An endpoint's conditions (Kubernetes EndpointSlice `conditions`). The default is the
+/// common case, ready and serving and not terminating, as Kubernetes reads absent conditions;
+/// it is left out of the stored value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointConditions {
@@ -131,22 +133,40 @@ pub struct EndpointConditions {
     pub terminating: bool,
 }
 
-/// One endpoint of a Service.
+impl Default for EndpointConditions {
+    fn default() -> Self {
+        Self {
+            ready: true,
+            serving: true,
+            terminating: false,
+        }
+    }
+}
+
+impl EndpointConditions {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// One endpoint of a Service. Absent fields are left out of the stored value: a million
+/// endpoints are a third of what a first sync writes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Endpoint {
     /// Its addresses.
     pub addresses: Vec<IpAddr>,
     /// Its conditions.
+    #[serde(default, skip_serializing_if = "EndpointConditions::is_default")]
     pub conditions: EndpointConditions,
     /// The pod's hostname, for `<hostname>.<svc>.<ns>.svc.<zone>`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
     /// The node it runs on.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
     /// Its topology zone.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zone: Option<String>,
 }
 
@@ -184,5 +204,34 @@ mod tests {
             ..svc
         };
         assert_eq!(bad.validate().unwrap_err().field, "name");
+    }
+
+    #[test]
+    fn defaults_are_left_out_and_read_back() {
+        let ready = Endpoint {
+            addresses: vec!["10.1.0.1".parse().unwrap()],
+            conditions: EndpointConditions::default(),
+            hostname: None,
+            node: None,
+            zone: None,
+        };
+        let json = serde_json::to_string(&ready).unwrap();
+        assert_eq!(json, r#"{"addresses":["10.1.0.1"]}"#);
+        assert_eq!(serde_json::from_str::<Endpoint>(&json).unwrap(), ready);
+        let draining = Endpoint {
+            conditions: EndpointConditions {
+                ready: false,
+                serving: true,
+                terminating: true,
+            },
+            hostname: Some("web-0".into()),
+            ..ready.clone()
+        };
+        let json = serde_json::to_string(&draining).unwrap();
+        assert!(json.contains(r#""terminating":true"#), "{json}");
+        assert_eq!(serde_json::from_str::<Endpoint>(&json).unwrap(), draining);
+        // Values written before fields were left out still read.
+        let old = r#"{"addresses":["10.1.0.1"],"conditions":{"ready":true,"serving":true,"terminating":false},"hostname":null,"node":null,"zone":null}"#;
+        assert_eq!(serde_json::from_str::<Endpoint>(old).unwrap(), ready);
     }
 }

@@ -15,7 +15,8 @@ fn service_fixtures_decode_with_their_placeholder_values() {
         let svc = service(&fixture(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(svc.metadata.name, "nameValue", "{name}");
         assert_eq!(svc.metadata.namespace, "namespaceValue");
-        assert_eq!(svc.metadata.labels["labelsKey"], "labelsValue");
+        // Its one label is not the service-name label, the only one kept.
+        assert_eq!(svc.metadata.service_name, None);
         let spec = &svc.spec;
         assert_eq!(spec.kind, "typeValue");
         assert_eq!(spec.cluster_ip, "clusterIPValue");
