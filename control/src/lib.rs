@@ -144,7 +144,7 @@ pub async fn run(
         leader::Metrics::register(telemetry),
     )
     .run(leader_tx, stop_rx);
-    // A task of its own: a long publish (a first sync of 600,000 keys) must not stop the
+    // A task of its own: a long publish (a first sync of 400,000 keys) must not stop the
     // lease keep-alives, or leadership is lost in the middle of it.
     let mut elector = AbortOnDrop(tokio::spawn(elector));
     tokio::pin!(shutdown);

@@ -7,7 +7,7 @@
 
 use crate::translate::Translation;
 use dataplane_common::model::{
-    Endpoint, RData, RecordSet, Validate, ValidationError, Vip, encode, keys,
+    Endpoint, RData, RecordSet, Service, Validate, ValidationError, Vip, encode, keys,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -39,6 +39,15 @@ pub fn service_key(namespace: &str, name: &str) -> String {
 /// The key of a Service's endpoints.
 pub fn endpoints_key(namespace: &str, service: &str) -> String {
     format!("{}{namespace}/{service}", keys::ENDPOINTS)
+}
+
+/// Whether a Service itself and its endpoints are written (under `services/` and
+/// `endpoints/`): only a headless Service's, which the inspector probes endpoint by endpoint.
+/// A Service with a VIP is wholly in its VIP (real servers, persistence), which the balancer
+/// and the inspector read, and in its records; copies of it were two of a first sync's six
+/// keys per Service, and every endpoint change wrote them too.
+pub fn publishes_service(service: &Service) -> bool {
+    service.is_headless()
 }
 
 /// Every key control wants, with its encoded value.
@@ -89,13 +98,15 @@ pub fn desired<'a>(
     };
     for t in translations {
         let (ns, name) = (&t.service.namespace, &t.service.name);
-        objects.insert(service_key(ns, name), encode(&t.service));
-        objects.insert(
-            endpoints_key(ns, name),
-            encode(&EndpointList {
-                endpoints: t.endpoints.clone(),
-            }),
-        );
+        if publishes_service(&t.service) {
+            objects.insert(service_key(ns, name), encode(&t.service));
+            objects.insert(
+                endpoints_key(ns, name),
+                encode(&EndpointList {
+                    endpoints: t.endpoints.clone(),
+                }),
+            );
+        }
         for set in &t.records {
             add_record(set.clone());
         }
@@ -173,6 +184,11 @@ mod tests {
         ] {
             assert!(keys.contains(&key), "{key} not in {keys:#?}");
         }
+        assert!(
+            !keys.contains(&"/dataplane/endpoints/a/web")
+                && !keys.contains(&"/dataplane/services/a/web"),
+            "a Service with a VIP is in its VIP and records only"
+        );
         let ptr: RecordSet =
             decode(&state.objects["/dataplane/records/1.0.1.10.in-addr.arpa./PTR"]).unwrap();
         assert_eq!(ptr.records.len(), 2);

@@ -11,7 +11,7 @@
 //! all of them) is served from that one buffer, and only a key several Services share is
 //! decoded to be merged.
 
-use super::desired::{endpoints_key, service_key};
+use super::desired::{endpoints_key, publishes_service, service_key};
 use crate::translate::Translation;
 use dataplane_common::model::{Endpoint, RData, RecordSet, RecordType, decode, encode, keys};
 use serde::Serialize;
@@ -184,14 +184,16 @@ pub type Parts = Vec<(String, Box<[u8]>)>;
 pub fn contributions(t: &Translation) -> Parts {
     let (ns, name) = (&t.service.namespace, &t.service.name);
     let mut out = Vec::with_capacity(2 + t.records.len() + t.vips.len());
-    out.push((service_key(ns, name), encode(&t.service).into()));
-    out.push((
-        endpoints_key(ns, name),
-        encode(&EndpointListRef {
-            endpoints: &t.endpoints,
-        })
-        .into(),
-    ));
+    if publishes_service(&t.service) {
+        out.push((service_key(ns, name), encode(&t.service).into()));
+        out.push((
+            endpoints_key(ns, name),
+            encode(&EndpointListRef {
+                endpoints: &t.endpoints,
+            })
+            .into(),
+        ));
+    }
     for set in &t.records {
         if let Some(kind) = set.record_type() {
             out.push((keys::record_set(&set.name, kind), encode(set).into()));

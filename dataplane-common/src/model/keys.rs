@@ -3,8 +3,8 @@
 //! ```text
 //! /dataplane/zones/<origin>                     Zone
 //! /dataplane/records/<owner>/<TYPE>             RecordSet
-//! /dataplane/services/<namespace>/<name>        Service
-//! /dataplane/endpoints/<namespace>/<service>    Vec<Endpoint> (as a JSON list, versioned)
+//! /dataplane/services/<namespace>/<name>        Service, when headless
+//! /dataplane/endpoints/<namespace>/<service>    Vec<Endpoint> of a headless Service (JSON list)
 //! /dataplane/vips/<address>/<port>/<protocol>   Vip
 //! /dataplane/health/<address>                   Health
 //! /dataplane/nodes/<name>                       node registration, under a lease
