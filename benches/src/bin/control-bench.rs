@@ -12,11 +12,14 @@
 //! (defaults 10000 10 200; CHANGES 0 measures the initial sync only). The process uses the
 //! daemon's allocator (mimalloc), so that the memory figures are the daemon's.
 //!
-//! Figures on a 2-core VM shared with other builds, so they move with its load: 100,000
-//! Services / 1,000,000 endpoints sync in 22-30 s with a 1.16 GiB peak, where the code
-//! before list paging, compact decoding and the revision-only follower took 43-62 s and
-//! 1.8 GiB in runs alternating with those (etcd's CPU for the sync went from 40-45 to
-//! 20-22 CPU-seconds); at 10,000 Services propagation p50 13-16 ms, p99 38-44 ms.
+//! Figures on a 2-vCPU VM whose hypervisor steals 20-35% of its CPU time, so wall times
+//! move run to run and the CPU-seconds printed are the steadier measure: 100,000 Services /
+//! 1,000,000 endpoints (400,000 keys) sync in 14.2-14.9 s, control using 7.4-7.7 CPU-seconds
+//! and etcd 15-16, with an 808-815 MiB peak. Before translation on every core, the compact
+//! stored encoding, only headless Services under services/ and endpoints/, and no
+//! transparent huge pages, the same sync took 21-31 s (600,000 keys, control about 10
+//! CPU-seconds and etcd about 30) and peaked at 1.18 GiB. At 10,000 Services propagation
+//! p50 is 12-16 ms, p99 27-44 ms.
 
 use control::kube::testing::{endpoint, port, protobuf_service, protobuf_slice, service, slice};
 use dataplane_common::clock::{Clock, SystemClock};
@@ -38,6 +41,23 @@ fn status_mib(field: &str) -> f64 {
         .find(|l| l.starts_with(field))
         .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
         .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// The CPU seconds (user and system) process `pid` used so far, from `/proc/PID/stat`.
+fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces): utime and stime are 14 and 15.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let field = |n: usize| {
+        after
+            .split_whitespace()
+            .nth(n - 3)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (field(14) + field(15)) / ticks
 }
 
 fn rss_mib() -> f64 {
@@ -214,6 +234,8 @@ async fn main() {
         .await
     });
     let sync_started = clock.now();
+    let etcd_pid = etcd.pid().map_or_else(String::new, |p| p.to_string());
+    let cpu_before = (cpu_seconds("self"), cpu_seconds(&etcd_pid));
     // Every Service yields 4 keys: A, SRV and PTR record sets and its VIP.
     let expected = 4 * services as u64;
     let mut peak = before;
@@ -244,12 +266,22 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let sync = clock.now().duration_since(sync_started);
+    let cpu = (
+        cpu_seconds("self") - cpu_before.0,
+        cpu_seconds(&etcd_pid) - cpu_before.1,
+    );
     println!(
         "initial sync: {:.2} s for {services} Services and {} endpoints ({expected} keys published); RSS {before:.0} -> {:.0} MiB (peak sampled {peak:.0} MiB, process high-water mark {:.0} MiB)",
         sync.as_secs_f64(),
         services * per,
         rss_mib(),
         status_mib("VmHWM:")
+    );
+    // Both etcd roles (the Kubernetes etcd listed, the project store written) are one etcd
+    // here, on the same CPUs as control: the sync is bound by the sum of the two.
+    println!(
+        "initial sync CPU: control (this process) {:.1} s, etcd {:.1} s",
+        cpu.0, cpu.1
     );
 
     // Propagation: a DNS server in this process follows the project store.

@@ -136,10 +136,17 @@ impl Planned {
 /// itself, looking only at the keys a change touched. A failed guard, or any store error,
 /// makes it list again before the next plan, so a concurrent writer is seen rather than
 /// overwritten.
+///
+/// A first sync can start writing before the desired state is whole
+/// ([`Publisher::publish_changed`]: the keys translated so far, against the listed store,
+/// nothing deleted); the full reconcile that follows then finds those written already.
 #[derive(Debug)]
 pub struct Publisher {
     store: Arc<dyn Store>,
     current: Option<Current>,
+    /// Whether the whole key space was compared with `current` since it was listed: until
+    /// then a stale key may still be stored.
+    swept: bool,
     fence: Option<Compare>,
     user_held: BTreeSet<String>,
     metrics: Metrics,
@@ -151,6 +158,7 @@ impl Publisher {
         Self {
             store,
             current: None,
+            swept: false,
             fence: None,
             user_held: BTreeSet::new(),
             metrics,
@@ -170,7 +178,7 @@ impl Publisher {
 
     /// Whether the next publish is a full reconcile.
     pub fn needs_reconcile(&self) -> bool {
-        self.current.is_none()
+        self.current.is_none() || !self.swept
     }
 
     /// Writes what differs between `desired` and the store: the `dirty` keys only when the
@@ -184,7 +192,31 @@ impl Publisher {
         desired: &DesiredState,
         dirty: &mut BTreeSet<Arc<str>>,
     ) -> Result<Stats, StoreError> {
-        let result = self.try_publish(desired, dirty).await;
+        self.publish_as(desired, dirty, true).await
+    }
+
+    /// Writes what differs at the `dirty` keys only, listing the store first if its state is
+    /// not known, and never comparing (or deleting) anything else: for a desired state that
+    /// is still being filled, when the keys not yet translated must not be taken for stale.
+    /// A full reconcile is still due afterwards ([`Self::needs_reconcile`]).
+    ///
+    /// # Errors
+    /// As [`Self::publish`].
+    pub async fn publish_changed(
+        &mut self,
+        desired: &DesiredState,
+        dirty: &mut BTreeSet<Arc<str>>,
+    ) -> Result<Stats, StoreError> {
+        self.publish_as(desired, dirty, false).await
+    }
+
+    async fn publish_as(
+        &mut self,
+        desired: &DesiredState,
+        dirty: &mut BTreeSet<Arc<str>>,
+        sweep: bool,
+    ) -> Result<Stats, StoreError> {
+        let result = self.try_publish(desired, dirty, sweep).await;
         match &result {
             Ok(_) => dirty.clear(),
             Err(_) => {
@@ -199,10 +231,15 @@ impl Publisher {
         &mut self,
         desired: &DesiredState,
         dirty: &BTreeSet<Arc<str>>,
+        sweep: bool,
     ) -> Result<Stats, StoreError> {
         let mut stats = Stats::default();
         for _ in 0..MAX_ATTEMPTS {
-            let conflicted = if self.current.is_some() {
+            if !sweep && self.current.is_none() {
+                self.current = Some(self.read().await?);
+                self.swept = false;
+            }
+            let conflicted = if self.current.is_some() && (self.swept || !sweep) {
                 let writes = diff_keys(
                     dirty.iter().map(|k| &**k),
                     |k| desired.get(k),
@@ -231,7 +268,9 @@ impl Publisher {
                 .await?
             } else {
                 stats.full = true;
-                self.current = Some(self.read().await?);
+                if self.current.is_none() {
+                    self.current = Some(self.read().await?);
+                }
                 self.user_held.clear();
                 let mut cursor: Option<String> = None;
                 let mut done = false;
@@ -281,6 +320,7 @@ impl Publisher {
                 self.metrics.owned.set(to_i64(current.owned()));
             }
             if !conflicted {
+                self.swept |= stats.full;
                 return Ok(stats);
             }
             stats.conflicts += 1;
@@ -390,4 +430,87 @@ impl Publisher {
 
 fn to_i64(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kube::testing::{port, service};
+    use crate::translate::{self, Options};
+    use dataplane_common::store::Embedded;
+
+    fn translation(ns: &str, name: &str, ip: &str) -> translate::Translation {
+        let svc = service(ns, name, &[ip], vec![port("http", "TCP", 80, None)]);
+        translate::service(&svc, &[], &Options::default()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn publishing_while_translating_deletes_nothing_until_the_sweep() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(Embedded::open(dir.path()).await.unwrap());
+        // A previous leader's key for a Service not translated yet, and one that is gone.
+        let mut before = DesiredState::new();
+        let mut dirty = BTreeSet::new();
+        for (name, ip) in [("later", "10.96.0.2"), ("gone", "10.96.0.3")] {
+            let t = translation("a", name, ip);
+            dirty.extend(before.set("a", name, Some(&t)).keys);
+        }
+        let mut old = Publisher::new(Arc::clone(&store), Metrics::default());
+        old.publish(&before, &mut dirty).await.unwrap();
+        let stored = |store: Arc<dyn Store>| async move {
+            store
+                .list(keys::VIPS, None)
+                .await
+                .unwrap()
+                .kvs
+                .into_iter()
+                .map(|kv| kv.key)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(stored(Arc::clone(&store)).await.len(), 2);
+
+        // A new leader's first sync: one chunk translated and published so far.
+        let mut publisher = Publisher::new(Arc::clone(&store), Metrics::default());
+        let mut desired = DesiredState::new();
+        let t = translation("a", "first", "10.96.0.1");
+        dirty.extend(desired.set("a", "first", Some(&t)).keys);
+        let stats = publisher
+            .publish_changed(&desired, &mut dirty)
+            .await
+            .unwrap();
+        assert!(
+            !stats.full && stats.puts > 0 && stats.deletes == 0,
+            "{stats:?}"
+        );
+        assert!(dirty.is_empty());
+        assert!(publisher.needs_reconcile(), "the sweep is still due");
+        assert_eq!(
+            stored(Arc::clone(&store)).await,
+            [
+                "/dataplane/vips/10.96.0.1/80/tcp",
+                "/dataplane/vips/10.96.0.2/80/tcp",
+                "/dataplane/vips/10.96.0.3/80/tcp"
+            ],
+            "nothing deleted while the desired state is partial"
+        );
+
+        // The rest translated: the sweep writes nothing twice and deletes what is stale.
+        let t = translation("a", "later", "10.96.0.2");
+        dirty.extend(desired.set("a", "later", Some(&t)).keys);
+        let stats = publisher.publish(&desired, &mut dirty).await.unwrap();
+        assert!(stats.full, "{stats:?}");
+        assert_eq!(
+            stats.puts, 0,
+            "the later Service's keys were stored already"
+        );
+        assert!(stats.deletes > 0);
+        assert!(!publisher.needs_reconcile());
+        assert_eq!(
+            stored(store).await,
+            [
+                "/dataplane/vips/10.96.0.1/80/tcp",
+                "/dataplane/vips/10.96.0.2/80/tcp"
+            ]
+        );
+    }
 }

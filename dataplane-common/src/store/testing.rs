@@ -88,6 +88,11 @@ impl EtcdServer {
         format!("etcd://127.0.0.1:{}", self.client_port)
     }
 
+    /// The etcd process's id while it runs (benchmarks read its CPU time).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// The client endpoint (`http://127.0.0.1:PORT`, or `https://` with TLS).
     pub fn endpoint(&self) -> String {
         let scheme = if self.tls.is_some() { "https" } else { "http" };
