@@ -615,3 +615,107 @@ async fn a_follower_takes_over_within_the_lease_when_the_leader_dies() {
     let key = s.get(leader::KEY).await.unwrap();
     assert!(key.is_none(), "{key:?}");
 }
+
+/// A relist of many Services, as a first sync, is published while it is translated (on a
+/// multi-threaded runtime, as the daemon's), and what went stale during the gap is still
+/// removed by the reconcile that follows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_relist_is_published_while_translated_and_reconciled() {
+    const SERVICES: usize = 300;
+    let (_etcd, s) = etcd().await;
+    let kube = Arc::new(Cuttable {
+        inner: s.clone(),
+        refuse: AtomicBool::new(false),
+        cut: Arc::new(Notify::new()),
+    });
+    put_service(&s, &web()).await;
+    put_slice(&s, &web_slice(vec![endpoint("10.1.0.1", true)])).await;
+    let control = Control::start("node-a", kube.clone(), s.clone());
+    eventually(
+        &s,
+        WEB_VIP,
+        "published",
+        has_servers(&[("10.1.0.1", 8080, 1)]),
+    )
+    .await;
+
+    // The watch goes away; meanwhile web goes, 300 Services come, and history is compacted.
+    kube.refuse.store(true, Ordering::SeqCst);
+    kube.cut.notify_waiters();
+    s.delete("/registry/services/specs/default/web")
+        .await
+        .unwrap();
+    for i in 0..SERVICES {
+        let name = format!("svc{i}");
+        let ip = format!("10.96.{}.{}", 1 + i / 250, 1 + i % 250);
+        put_service(
+            &s,
+            &service(
+                "default",
+                &name,
+                &[&ip],
+                vec![port("http", "TCP", 80, None)],
+            ),
+        )
+        .await;
+        put_slice(
+            &s,
+            &slice(
+                "default",
+                &format!("{name}-a"),
+                &name,
+                "IPv4",
+                &[("http", 8080)],
+                vec![endpoint(
+                    &format!("10.1.{}.{}", 1 + i / 250, 1 + i % 250),
+                    true,
+                )],
+            ),
+        )
+        .await;
+    }
+    let now = s
+        .put("/registry/unrelated", b"x".to_vec(), None)
+        .await
+        .unwrap();
+    s.compact(now).await.unwrap();
+    let puts_before = puts(&control);
+    kube.refuse.store(false, Ordering::SeqCst);
+
+    eventually(&s, WEB_VIP, "deleted during the gap", absent).await;
+    eventually(
+        &s,
+        "/dataplane/vips/10.96.2.50/80/tcp",
+        "the last Service published",
+        has_servers(&[("10.1.2.50", 8080, 1)]),
+    )
+    .await;
+    // A, SRV and PTR record sets and a VIP per Service, each written once, but for the VIPs
+    // written again when the two prefixes are relisted apart (the Services first, then their
+    // endpoints).
+    let written = puts(&control) - puts_before;
+    assert!(
+        (4 * SERVICES..=5 * SERVICES).contains(&(written as usize)),
+        "{written} writes"
+    );
+    assert_eq!(
+        control.metric("control_publish_owned_keys"),
+        (4 * SERVICES) as f64
+    );
+    assert!(control.metric("control_kube_watch_relists_total") >= 1.0);
+    control.shutdown().await;
+}
+
+/// The keys control has written.
+fn puts(control: &Control) -> f64 {
+    control
+        .telemetry
+        .encode()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("control_publish_writes_total{op=\"put\"} ")?
+                .parse::<f64>()
+                .ok()
+        })
+        .unwrap_or(0.0)
+}
