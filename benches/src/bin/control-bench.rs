@@ -3,8 +3,10 @@
 //! Starts a real etcd (Debian `etcd-server`) on loopback, writes N Services and N
 //! EndpointSlices (E endpoints each) exactly as kube-apiserver stores them (protobuf), runs
 //! the control plane and a DNS server in this process against it, and prints:
-//! - initial sync: seconds from control's start until every derived key is published, and the
-//!   process's resident memory growth during it;
+//! - initial sync: seconds from control's start until every derived key is published, the
+//!   process's resident memory growth during it, and the CPU-seconds of control and etcd;
+//! - restart: a new control (a restart, or a new leader) against the store already in line,
+//!   until its first full reconcile is done (it writes nothing);
 //! - propagation: for C changes of a Service's ClusterIP in the Kubernetes etcd, the time until
 //!   the DNS server answers the new address (polled every 0.5 ms over UDP): p50, p99, max.
 //!
@@ -15,7 +17,8 @@
 //! Figures on a 2-vCPU VM whose hypervisor steals 20-35% of its CPU time, so wall times
 //! move run to run and the CPU-seconds printed are the steadier measure: 100,000 Services /
 //! 1,000,000 endpoints (400,000 keys) sync in 14.2-14.9 s, control using 7.4-7.7 CPU-seconds
-//! and etcd 15-16, with an 808-815 MiB peak. Before translation on every core, the compact
+//! and etcd 15-16, with an 808-815 MiB peak; a restart against the synced store (a new
+//! leader: 0 keys written) takes 7.9-8.5 s. Before translation on every core, the compact
 //! stored encoding, only headless Services under services/ and endpoints/, and no
 //! transparent huge pages, the same sync took 21-31 s (600,000 keys, control about 10
 //! CPU-seconds and etcd about 30) and peaked at 1.18 GiB. At 10,000 Services propagation
@@ -109,6 +112,43 @@ fn service_op(i: usize, generation: u8) -> Op {
         value: protobuf_service(&svc),
         lease: None,
     }
+}
+
+/// Runs control in this process against `kube` and `project`; stops when told.
+fn start_control(
+    kube: &Arc<dyn Store>,
+    project: &Arc<dyn Store>,
+    telemetry: &Telemetry,
+) -> (
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<Result<(), control::Error>>,
+) {
+    let settings = control::Settings {
+        kube_prefix: "/registry".into(),
+        cluster_domain: "cluster.local.".parse().expect("name"),
+        ttl: 30,
+        node_name: "bench".into(),
+        lease_ttl: Duration::from_secs(10),
+    };
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let t = telemetry.clone();
+    let (k, p) = (Arc::clone(kube), Arc::clone(project));
+    let control = tokio::spawn(async move {
+        control::run(settings, k, p, &t, async move {
+            let _ = stop_rx.wait_for(|s| *s).await;
+        })
+        .await
+    });
+    (stop_tx, control)
+}
+
+/// The value of the metric `name` (with its labels, if any) in `telemetry`, 0 when absent.
+fn metric(telemetry: &Telemetry, name: &str) -> f64 {
+    telemetry
+        .encode()
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
 }
 
 /// A DNS A query for `name`, and the first A address in a reply.
@@ -217,22 +257,7 @@ async fn main() {
     let project = store::open(&etcd.url()).await.expect("etcd");
     let telemetry = Telemetry::new();
     let before = rss_mib();
-    let settings = control::Settings {
-        kube_prefix: "/registry".into(),
-        cluster_domain: "cluster.local.".parse().expect("name"),
-        ttl: 30,
-        node_name: "bench".into(),
-        lease_ttl: Duration::from_secs(10),
-    };
-    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-    let t = telemetry.clone();
-    let (k, p) = (Arc::clone(&kube), Arc::clone(&project));
-    let control = tokio::spawn(async move {
-        control::run(settings, k, p, &t, async move {
-            let _ = stop_rx.wait_for(|s| *s).await;
-        })
-        .await
-    });
+    let (stop_tx, control) = start_control(&kube, &project, &telemetry);
     let sync_started = clock.now();
     let etcd_pid = etcd.pid().map_or_else(String::new, |p| p.to_string());
     let cpu_before = (cpu_seconds("self"), cpu_seconds(&etcd_pid));
@@ -242,12 +267,7 @@ async fn main() {
     let mut progress = Tick(clock.now());
     loop {
         peak = peak.max(rss_mib());
-        let owned = telemetry
-            .encode()
-            .lines()
-            .find(|l| l.starts_with("control_publish_owned_keys "))
-            .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-            .unwrap_or(0);
+        let owned = metric(&telemetry, "control_publish_owned_keys") as u64;
         if owned >= expected {
             break;
         }
@@ -282,6 +302,25 @@ async fn main() {
     println!(
         "initial sync CPU: control (this process) {:.1} s, etcd {:.1} s",
         cpu.0, cpu.1
+    );
+
+    // A restart (or a new leader): the same cluster, the project store already in line. Done
+    // when its first full reconcile is, which writes nothing.
+    let _ = stop_tx.send(true);
+    let _ = control.await;
+    let telemetry = Telemetry::new();
+    let restart_started = clock.now();
+    let cpu_before = (cpu_seconds("self"), cpu_seconds(&etcd_pid));
+    let (stop_tx, control) = start_control(&kube, &project, &telemetry);
+    while metric(&telemetry, "control_publish_reconciles_total") < 1.0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    println!(
+        "restart against the synced store: {:.2} s, {} keys written; CPU: control {:.1} s, etcd {:.1} s",
+        clock.now().duration_since(restart_started).as_secs_f64(),
+        metric(&telemetry, "control_publish_writes_total{op=\"put\"}"),
+        cpu_seconds("self") - cpu_before.0,
+        cpu_seconds(&etcd_pid) - cpu_before.1
     );
 
     // Propagation: a DNS server in this process follows the project store.
@@ -333,18 +372,10 @@ async fn main() {
         samples.push(clock.now().duration_since(written));
     }
     samples.sort();
-    let dns_metric = |name: &str| {
-        dns_telemetry
-            .encode()
-            .lines()
-            .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
-            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
     println!(
         "dns: {} catalog updates, the last took {:.2} ms",
-        dns_metric("dns_catalog_rebuilds_total"),
-        dns_metric("dns_catalog_build_microseconds") / 1e3
+        metric(&dns_telemetry, "dns_catalog_rebuilds_total"),
+        metric(&dns_telemetry, "dns_catalog_build_microseconds") / 1e3
     );
     if samples.is_empty() {
         println!("propagation: no changes asked for");

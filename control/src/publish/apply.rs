@@ -30,6 +30,9 @@ pub struct Metrics {
     pub user_held: Gauge,
     /// Keys control owns in the store.
     pub owned: Gauge,
+    /// Full reconciles completed: the whole key space compared with the store and brought in
+    /// line (a first sync is done when this reaches 1).
+    pub reconciles: Counter,
 }
 
 impl Metrics {
@@ -60,6 +63,11 @@ impl Metrics {
             "control_publish_owned_keys",
             "Keys under /dataplane/ that control owns.",
             m.owned.clone(),
+        );
+        telemetry.register(
+            "control_publish_reconciles",
+            "Full reconciles of the project store completed (a first sync is one).",
+            m.reconciles.clone(),
         );
         m
     }
@@ -320,7 +328,10 @@ impl Publisher {
                 self.metrics.owned.set(to_i64(current.owned()));
             }
             if !conflicted {
-                self.swept |= stats.full;
+                if stats.full {
+                    self.swept = true;
+                    self.metrics.reconciles.inc();
+                }
                 return Ok(stats);
             }
             stats.conflicts += 1;
