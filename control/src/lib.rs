@@ -178,14 +178,13 @@ pub async fn run(
                     let keys: Vec<ServiceKey> = std::mem::take(&mut pending).into_iter().collect();
                     let started = SystemClock.now();
                     // A first sync (or a relist) that this node publishes: each chunk's keys
-                    // are written while the next chunk is translated. Only where cpu_bound
-                    // leaves this thread to block on the runtime.
+                    // are written while the next chunk is translated, by blocking on the
+                    // runtime, which only a thread cpu_bound handed over may do.
                     let runtime = tokio::runtime::Handle::current();
                     let mut overlap = leading
                         && !retry
                         && publisher.needs_reconcile()
-                        && changed >= CPU_BOUND_ITEMS
-                        && runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread;
+                        && blocks_in_place(changed);
                     cpu_bound(changed, || {
                         translate_all(watch.cluster(), &keys, &options, &translate_errors, |t| match t {
                             Translated::Service(key, parts) => {
@@ -285,13 +284,19 @@ const CPU_BOUND_ITEMS: usize = 256;
 /// lost and the first publish fails its fence and starts over. A few are run in place:
 /// the hand-over costs more than they do, on the path of every change.
 pub(crate) fn cpu_bound<R>(items: usize, f: impl FnOnce() -> R) -> R {
-    let flavor = tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor());
-    match flavor {
-        Ok(tokio::runtime::RuntimeFlavor::MultiThread) if items >= CPU_BOUND_ITEMS => {
-            tokio::task::block_in_place(f)
-        }
-        _ => f(),
+    if blocks_in_place(items) {
+        tokio::task::block_in_place(f)
+    } else {
+        f()
     }
+}
+
+/// Whether [`cpu_bound`] hands this thread's queue over for `items` things: only then may
+/// they block on the runtime themselves (`Handle::block_on`).
+fn blocks_in_place(items: usize) -> bool {
+    items >= CPU_BOUND_ITEMS
+        && tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
 }
 
 /// A task that ends with its owner: when [`run`] is dropped (its node crashed, as tests

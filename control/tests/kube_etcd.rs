@@ -387,6 +387,34 @@ struct Cuttable {
     cut: Arc<Notify>,
 }
 
+impl Cuttable {
+    fn new(inner: Arc<dyn Store>) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            refuse: AtomicBool::new(false),
+            cut: Arc::new(Notify::new()),
+        })
+    }
+
+    /// Ends the watches and refuses new ones.
+    fn cut(&self) {
+        self.refuse.store(true, Ordering::SeqCst);
+        self.cut.notify_waiters();
+    }
+
+    /// Compacts the history past everything written so far, then lets watches back: they
+    /// find their revision compacted and relist.
+    async fn compact_and_reconnect(&self) {
+        let now = self
+            .inner
+            .put("/registry/unrelated", b"x".to_vec(), None)
+            .await
+            .unwrap();
+        self.inner.compact(now).await.unwrap();
+        self.refuse.store(false, Ordering::SeqCst);
+    }
+}
+
 #[async_trait]
 impl Store for Cuttable {
     async fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
@@ -448,11 +476,7 @@ impl Store for Cuttable {
 #[tokio::test]
 async fn a_compaction_past_the_watch_relists_to_the_right_result() {
     let (_etcd, s) = etcd().await;
-    let kube = Arc::new(Cuttable {
-        inner: s.clone(),
-        refuse: AtomicBool::new(false),
-        cut: Arc::new(Notify::new()),
-    });
+    let kube = Cuttable::new(s.clone());
     put_service(&s, &web()).await;
     put_slice(&s, &web_slice(vec![endpoint("10.1.0.1", true)])).await;
     let api = service(
@@ -476,8 +500,7 @@ async fn a_compaction_past_the_watch_relists_to_the_right_result() {
     .await;
 
     // The watch goes away; meanwhile things change and the history is compacted.
-    kube.refuse.store(true, Ordering::SeqCst);
-    kube.cut.notify_waiters();
+    kube.cut();
     put_slice(
         &s,
         &web_slice(vec![endpoint("10.1.0.5", true), endpoint("10.1.0.6", true)]),
@@ -493,12 +516,7 @@ async fn a_compaction_past_the_watch_relists_to_the_right_result() {
         vec![port("pg", "TCP", 5432, None)],
     );
     put_service(&s, &db).await;
-    let now = s
-        .put("/registry/unrelated", b"x".to_vec(), None)
-        .await
-        .unwrap();
-    s.compact(now).await.unwrap();
-    kube.refuse.store(false, Ordering::SeqCst);
+    kube.compact_and_reconnect().await;
 
     eventually(
         &s,
@@ -623,11 +641,7 @@ async fn a_follower_takes_over_within_the_lease_when_the_leader_dies() {
 async fn a_large_relist_is_published_while_translated_and_reconciled() {
     const SERVICES: usize = 300;
     let (_etcd, s) = etcd().await;
-    let kube = Arc::new(Cuttable {
-        inner: s.clone(),
-        refuse: AtomicBool::new(false),
-        cut: Arc::new(Notify::new()),
-    });
+    let kube = Cuttable::new(s.clone());
     put_service(&s, &web()).await;
     put_slice(&s, &web_slice(vec![endpoint("10.1.0.1", true)])).await;
     let control = Control::start("node-a", kube.clone(), s.clone());
@@ -640,8 +654,7 @@ async fn a_large_relist_is_published_while_translated_and_reconciled() {
     .await;
 
     // The watch goes away; meanwhile web goes, 300 Services come, and history is compacted.
-    kube.refuse.store(true, Ordering::SeqCst);
-    kube.cut.notify_waiters();
+    kube.cut();
     s.delete("/registry/services/specs/default/web")
         .await
         .unwrap();
@@ -674,13 +687,9 @@ async fn a_large_relist_is_published_while_translated_and_reconciled() {
         )
         .await;
     }
-    let now = s
-        .put("/registry/unrelated", b"x".to_vec(), None)
-        .await
-        .unwrap();
-    s.compact(now).await.unwrap();
-    let puts_before = puts(&control);
-    kube.refuse.store(false, Ordering::SeqCst);
+    let puts = || control.metric("control_publish_writes_total{op=\"put\"}");
+    let puts_before = puts();
+    kube.compact_and_reconnect().await;
 
     eventually(&s, WEB_VIP, "deleted during the gap", absent).await;
     eventually(
@@ -694,7 +703,7 @@ async fn a_large_relist_is_published_while_translated_and_reconciled() {
     // written again when the two prefixes are relisted apart (the Services first, then their
     // endpoints).
     let deadline = tokio::time::Instant::now() + PATIENCE;
-    while puts(&control) - puts_before < (4 * SERVICES) as f64 {
+    while puts() - puts_before < (4 * SERVICES) as f64 {
         assert!(
             tokio::time::Instant::now() < deadline,
             "writes still in flight"
@@ -703,7 +712,7 @@ async fn a_large_relist_is_published_while_translated_and_reconciled() {
     }
     // Whatever else was to come has come by now.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let written = puts(&control) - puts_before;
+    let written = puts() - puts_before;
     assert!(written <= (5 * SERVICES) as f64, "{written} writes");
     assert_eq!(
         control.metric("control_publish_owned_keys"),
@@ -711,18 +720,4 @@ async fn a_large_relist_is_published_while_translated_and_reconciled() {
     );
     assert!(control.metric("control_kube_watch_relists_total") >= 1.0);
     control.shutdown().await;
-}
-
-/// The keys control has written.
-fn puts(control: &Control) -> f64 {
-    control
-        .telemetry
-        .encode()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("control_publish_writes_total{op=\"put\"} ")?
-                .parse::<f64>()
-                .ok()
-        })
-        .unwrap_or(0.0)
 }
