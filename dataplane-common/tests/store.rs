@@ -412,6 +412,35 @@ async fn watch_survives_an_etcd_restart() {
     assert!(metrics.resumes.get() >= 1, "the break was counted");
 }
 
+/// etcd only: the transaction size limit is learnt from the server (`--max-txn-ops`), and a
+/// transaction of that many writes goes through while one more is refused.
+#[tokio::test]
+async fn max_txn_ops_is_learnt_from_etcd() {
+    let puts = |n: usize| Txn {
+        compares: Vec::new(),
+        ops: (0..n)
+            .map(|i| Op::Put {
+                key: format!("/m/{i:04}"),
+                value: vec![1],
+                lease: None,
+            })
+            .collect(),
+    };
+    for (flags, limit) in [(&[][..], 128), (&["--max-txn-ops", "1024"][..], 1024)] {
+        let server = EtcdServer::start_with(flags).await;
+        let s = store::open(&server.url()).await.unwrap();
+        assert_eq!(s.max_txn_ops().await.unwrap(), limit, "{flags:?}");
+        assert!(s.txn(puts(limit)).await.unwrap().succeeded);
+        let over = s.txn(puts(limit + 1)).await;
+        assert!(
+            matches!(over, Err(StoreError::Invalid(ref m)) if m.contains("too many operations")),
+            "{over:?}"
+        );
+    }
+    let b = embedded().await;
+    assert_eq!(b.store.max_txn_ops().await.unwrap(), usize::MAX);
+}
+
 /// Embedded only: a restart keeps every acknowledged write, and leases.
 #[tokio::test]
 async fn embedded_keeps_its_data_across_a_restart() {

@@ -1,7 +1,10 @@
 //! Applying plans to the store: the only I/O of publishing.
 
 use super::DesiredState;
-use super::diff::{Applied, Current, MAX_TXN_OPS, PREFIXES, Write, diff_after, diff_keys, fits};
+use super::diff::{
+    Applied, Current, ETCD_DEFAULT_TXN_WRITES, PREFIXES, Write, diff_after, diff_keys, fits,
+    writes_per_txn,
+};
 use dataplane_common::model::{Zone, encode, keys};
 use dataplane_common::store::{Compare, Op, Store, StoreError, Txn};
 use dataplane_common::telemetry::Telemetry;
@@ -94,17 +97,26 @@ pub struct Stats {
 /// apply queue, and the latency of everything else it serves (the leader's keep-alives).
 const IN_FLIGHT: usize = 8;
 
-/// The writes of one transaction being filled, within [`MAX_TXN_OPS`] and
+/// The writes of one transaction being filled, within `max_ops` and
 /// [`super::MAX_TXN_BYTES`].
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Chunk {
     writes: Vec<Write>,
     bytes: usize,
+    max_ops: usize,
 }
 
 impl Chunk {
+    fn new(max_ops: usize) -> Self {
+        Self {
+            writes: Vec::new(),
+            bytes: 0,
+            max_ops,
+        }
+    }
+
     fn fits(&self, write: &Write) -> bool {
-        fits(self.writes.len(), self.bytes, write)
+        fits(self.writes.len(), self.bytes, write, self.max_ops)
     }
 
     fn push(&mut self, write: Write) {
@@ -113,7 +125,11 @@ impl Chunk {
     }
 
     fn is_full(&self) -> bool {
-        self.writes.len() >= MAX_TXN_OPS
+        self.writes.len() >= self.max_ops
+    }
+
+    fn room(&self) -> usize {
+        self.max_ops.saturating_sub(self.writes.len())
     }
 }
 
@@ -156,6 +172,9 @@ pub struct Publisher {
     /// then a stale key may still be stored.
     swept: bool,
     fence: Option<Compare>,
+    /// The writes per transaction the store takes ([`writes_per_txn`]), learnt at each
+    /// listing: a new etcd member may take fewer.
+    txn_writes: usize,
     user_held: BTreeSet<String>,
     metrics: Metrics,
 }
@@ -168,6 +187,7 @@ impl Publisher {
             current: None,
             swept: false,
             fence: None,
+            txn_writes: ETCD_DEFAULT_TXN_WRITES,
             user_held: BTreeSet::new(),
             metrics,
         }
@@ -254,9 +274,9 @@ impl Publisher {
                     self.current.as_ref().expect("invariant: checked"),
                 );
                 let mut writes = writes.into_iter().peekable();
-                let fence = self.fence.clone();
+                let (fence, max_ops) = (self.fence.clone(), self.txn_writes);
                 self.write(&mut stats, |_, user_held| {
-                    let mut chunk = Chunk::default();
+                    let mut chunk = Chunk::new(max_ops);
                     while let Some(write) = writes.next_if(|w| chunk.fits(w)) {
                         match write {
                             Write::UserHeld(key) => {
@@ -282,11 +302,11 @@ impl Publisher {
                 self.user_held.clear();
                 let mut cursor: Option<String> = None;
                 let mut done = false;
-                let fence = self.fence.clone();
+                let (fence, max_ops) = (self.fence.clone(), self.txn_writes);
                 // Writes planned but over the current transaction's budget: the next one's.
                 let mut pending: VecDeque<Write> = VecDeque::new();
                 self.write(&mut stats, |current, user_held| {
-                    let mut chunk = Chunk::default();
+                    let mut chunk = Chunk::new(max_ops);
                     loop {
                         while let Some(write) = pending.pop_front() {
                             if !chunk.fits(&write) {
@@ -302,7 +322,7 @@ impl Publisher {
                             desired.iter_after(cursor.as_deref()),
                             current,
                             cursor.as_deref(),
-                            MAX_TXN_OPS - chunk.writes.len(),
+                            chunk.room(),
                         );
                         done = page.next.is_none();
                         cursor = page.next;
@@ -398,8 +418,10 @@ impl Publisher {
         }
     }
 
-    /// Lists every prefix control writes under.
-    async fn read(&self) -> Result<Current, StoreError> {
+    /// Lists every prefix control writes under, and learns how many writes a transaction
+    /// may hold.
+    async fn read(&mut self) -> Result<Current, StoreError> {
+        self.txn_writes = writes_per_txn(self.store.max_txn_ops().await?);
         let mut current = Current::default();
         for prefix in PREFIXES {
             for kv in self.store.list(prefix, None).await?.kvs {
@@ -409,6 +431,7 @@ impl Publisher {
         info!(
             keys = current.entries.len(),
             owned = current.owned(),
+            txn_writes = self.txn_writes,
             "read the project store for a full reconcile"
         );
         Ok(current)
@@ -448,7 +471,118 @@ mod tests {
     use super::*;
     use crate::kube::testing::{port, service};
     use crate::translate::{self, Options};
-    use dataplane_common::store::Embedded;
+    use dataplane_common::store::{
+        Embedded, KeyValue, LeaseId, ListPages, Listing, Revision, TxnOutcome, WatchStream,
+    };
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    /// The embedded store with a transaction limit, recording the size of each transaction.
+    #[derive(Debug)]
+    struct Limited {
+        inner: Embedded,
+        limit: AtomicUsize,
+        sizes: Mutex<Vec<(usize, usize)>>,
+    }
+
+    #[async_trait::async_trait]
+    impl Store for Limited {
+        async fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
+            self.inner.get(key).await
+        }
+        async fn list(&self, prefix: &str, at: Option<Revision>) -> Result<Listing, StoreError> {
+            self.inner.list(prefix, at).await
+        }
+        async fn list_pages(&self, prefix: &str) -> Result<ListPages, StoreError> {
+            self.inner.list_pages(prefix).await
+        }
+        async fn put(
+            &self,
+            key: &str,
+            value: Vec<u8>,
+            lease: Option<LeaseId>,
+        ) -> Result<Revision, StoreError> {
+            self.inner.put(key, value, lease).await
+        }
+        async fn delete(&self, key: &str) -> Result<Revision, StoreError> {
+            self.inner.delete(key).await
+        }
+        async fn txn(&self, txn: Txn) -> Result<TxnOutcome, StoreError> {
+            let limit = self.limit.load(Ordering::Relaxed);
+            if txn.compares.len().max(txn.ops.len()) > limit {
+                return Err(StoreError::Invalid(
+                    "too many operations in txn request".into(),
+                ));
+            }
+            let size = (txn.compares.len(), txn.ops.len());
+            self.sizes.lock().unwrap().push(size);
+            self.inner.txn(txn).await
+        }
+        async fn max_txn_ops(&self) -> Result<usize, StoreError> {
+            Ok(self.limit.load(Ordering::Relaxed))
+        }
+        async fn watch(&self, prefix: &str, from: Revision) -> Result<WatchStream, StoreError> {
+            self.inner.watch(prefix, from).await
+        }
+        async fn grant_lease(&self, ttl: Duration) -> Result<LeaseId, StoreError> {
+            self.inner.grant_lease(ttl).await
+        }
+        async fn keep_alive(&self, lease: LeaseId) -> Result<Duration, StoreError> {
+            self.inner.keep_alive(lease).await
+        }
+        async fn revoke_lease(&self, lease: LeaseId) -> Result<(), StoreError> {
+            self.inner.revoke_lease(lease).await
+        }
+        async fn compact(&self, revision: Revision) -> Result<(), StoreError> {
+            self.inner.compact(revision).await
+        }
+    }
+
+    #[tokio::test]
+    async fn transactions_are_as_full_as_the_store_takes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Limited {
+            inner: Embedded::open(dir.path()).await.unwrap(),
+            limit: AtomicUsize::new(200),
+            sizes: Mutex::new(Vec::new()),
+        });
+        let fence = Compare {
+            key: "/dataplane/leader".into(),
+            mod_revision: 0,
+        };
+        let mut publisher =
+            Publisher::new(Arc::clone(&store) as Arc<dyn Store>, Metrics::default());
+        publisher.set_fence(Some(fence));
+        // 125 Services, 4 keys each (A, SRV, PTR, VIP).
+        let mut desired = DesiredState::new();
+        let mut dirty = BTreeSet::new();
+        let set_all = |desired: &mut DesiredState, dirty: &mut BTreeSet<_>, third: u8| {
+            for i in 0..125 {
+                let name = format!("s{i}");
+                let t = translation("a", &name, &format!("10.96.{third}.{i}"));
+                dirty.extend(desired.set("a", &name, Some(&t)).keys);
+            }
+        };
+        set_all(&mut desired, &mut dirty, 0);
+        let stats = publisher.publish(&desired, &mut dirty).await.unwrap();
+        assert_eq!(stats.puts, 500);
+        let sizes = std::mem::take(&mut *store.sizes.lock().unwrap());
+        assert_eq!(
+            sizes,
+            [(200, 199), (200, 199), (103, 102)],
+            "each write guarded, plus the fence"
+        );
+
+        // A new etcd member that takes fewer: learnt at the next listing.
+        store.limit.store(50, Ordering::Relaxed);
+        publisher.invalidate();
+        set_all(&mut desired, &mut dirty, 1);
+        let stats = publisher.publish(&desired, &mut dirty).await.unwrap();
+        assert_eq!(stats.puts, 375, "A, PTR and VIP changed; {stats:?}");
+        let sizes = store.sizes.lock().unwrap();
+        assert!(sizes.iter().all(|&(c, o)| c <= 50 && o <= 49), "{sizes:?}");
+    }
 
     fn translation(ns: &str, name: &str, ip: &str) -> translate::Translation {
         let svc = service(ns, name, &[ip], vec![port("http", "TCP", 80, None)]);

@@ -15,11 +15,24 @@ use std::hash::{DefaultHasher, Hasher};
 use std::iter::Peekable;
 use std::ops::Bound::{Excluded, Unbounded};
 
-/// The most operations in one transaction: etcd refuses more than `--max-txn-ops` (128 by
-/// default) compares, or operations (each list counted on its own), and every operation
-/// has its guard plus one for the leader fence. Fuller transactions are fewer raft entries
-/// for etcd to commit and apply for one first sync.
-pub const MAX_TXN_OPS: usize = 127;
+/// The most writes in one transaction, when the store takes that many
+/// ([`dataplane_common::store::Store::max_txn_ops`]; [`writes_per_txn`]). Fuller
+/// transactions are fewer raft entries for etcd to commit and apply: a first sync of
+/// 400,000 keys took etcd 15.2-15.8 CPU-seconds in transactions of 127 writes and 9.0-9.5
+/// in transactions of 1,000 (control-bench). Beyond about a thousand they save little, and
+/// one apply holds up everything else etcd serves for longer.
+pub const MAX_TXN_OPS: usize = 1023;
+
+/// The writes per transaction on etcd's default `--max-txn-ops` (128), which is what
+/// [`Plan`] assumes.
+pub const ETCD_DEFAULT_TXN_WRITES: usize = 127;
+
+/// The writes one transaction may hold on a store that takes `max_txn_ops` compares (or
+/// operations, each list counted on its own): every write has its guard, plus one compare
+/// for the leader fence.
+pub fn writes_per_txn(max_txn_ops: usize) -> usize {
+    max_txn_ops.saturating_sub(1).clamp(1, MAX_TXN_OPS)
+}
 
 /// The most key and value bytes in one transaction: etcd refuses a request over
 /// `--max-request-bytes` (1.5 MiB by default), and a Service with thousands of endpoints has
@@ -136,7 +149,7 @@ pub fn is_owned(key: &str, value: &[u8]) -> bool {
 /// The writes that turn `current` into `desired`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Plan {
-    /// Transactions of at most [`MAX_TXN_OPS`] operations, each guarded.
+    /// Transactions of at most [`ETCD_DEFAULT_TXN_WRITES`] operations, each guarded.
     pub txns: Vec<Txn>,
     /// Keys created or changed.
     pub puts: usize,
@@ -162,7 +175,16 @@ impl Plan {
             }
         }
         match self.txns.last_mut() {
-            Some(txn) if fits(txn.ops.len(), txn_bytes(txn), &write) => write.add_to(txn),
+            Some(txn)
+                if fits(
+                    txn.ops.len(),
+                    txn_bytes(txn),
+                    &write,
+                    ETCD_DEFAULT_TXN_WRITES,
+                ) =>
+            {
+                write.add_to(txn);
+            }
             _ => {
                 let mut txn = Txn::default();
                 write.add_to(&mut txn);
@@ -183,10 +205,10 @@ fn txn_bytes(txn: &Txn) -> usize {
         .sum()
 }
 
-/// Whether `write` may join a transaction of `ops` operations and `bytes` bytes (see
-/// [`MAX_TXN_OPS`], [`MAX_TXN_BYTES`]); an empty one takes anything.
-pub fn fits(ops: usize, bytes: usize, write: &Write) -> bool {
-    ops == 0 || (ops < MAX_TXN_OPS && bytes + write.bytes() <= MAX_TXN_BYTES)
+/// Whether `write` may join a transaction of `ops` operations and `bytes` bytes, when one
+/// takes `max_ops` (see [`writes_per_txn`], [`MAX_TXN_BYTES`]); an empty one takes anything.
+pub fn fits(ops: usize, bytes: usize, write: &Write, max_ops: usize) -> bool {
+    ops == 0 || (ops < max_ops && bytes + write.bytes() <= MAX_TXN_BYTES)
 }
 
 /// What one key needs.

@@ -4,7 +4,8 @@
 //! every Service's [`crate::translate::Translation`] and updated one Service at a time
 //! ([`desired()`] is the same merge from scratch, the reference it is tested against).
 //! [`diff`] compares it with what the store holds ([`Current`]) and plans the writes:
-//! transactions of at most [`MAX_TXN_OPS`] operations and [`MAX_TXN_BYTES`], each write
+//! transactions of as many writes as the store takes, up to [`MAX_TXN_OPS`], and at most
+//! [`MAX_TXN_BYTES`], each write
 //! guarded by the `mod_revision` it was planned against, the whole key space at a full
 //! reconcile and the keys a change touched otherwise. [`Publisher`] is the thin async part that reads the
 //! store and applies the plan, several transactions in flight.

@@ -112,6 +112,17 @@ fn grpc_code(e: &ec::Error) -> Option<i32> {
     }
 }
 
+/// The largest transaction [`Store::max_txn_ops`] looks for: callers want no more (see
+/// control's publisher), and probing is one read per halving below it.
+const TXN_OPS_PROBE: usize = 1024;
+/// The key the probe compares; nothing writes it.
+const TXN_PROBE_KEY: &str = "/dataplane/.max-txn-ops-probe";
+
+/// etcd's refusal of a transaction over `--max-txn-ops` (`ErrGRPCTooManyOps`).
+fn too_many_ops(e: &ec::Error) -> bool {
+    grpc_code(e) == Some(GRPC_INVALID_ARGUMENT) && e.to_string().contains("too many operations")
+}
+
 /// etcd reports a compacted revision as `OutOfRange` on reads.
 fn classify(e: ec::Error) -> StoreError {
     match grpc_code(&e) {
@@ -321,16 +332,17 @@ impl Store for Etcd {
                 ec::Compare::mod_revision(key.as_str(), ec::CompareOp::Equal, *mod_revision)
             })
             .collect();
+        // Moved, not copied: a first sync passes hundreds of MB of values through here.
         let ops: Vec<ec::TxnOp> = txn
             .ops
-            .iter()
+            .into_iter()
             .map(|op| match op {
                 Op::Put { key, value, lease } => ec::TxnOp::put(
-                    key.as_str(),
-                    value.clone(),
+                    key,
+                    value,
                     lease.map(|id| ec::PutOptions::new().with_lease(id)),
                 ),
-                Op::Delete { key } => ec::TxnOp::delete(key.as_str(), None),
+                Op::Delete { key } => ec::TxnOp::delete(key, None),
             })
             .collect();
         let resp = self
@@ -342,6 +354,23 @@ impl Store for Etcd {
             succeeded: resp.succeeded(),
             revision: header_revision(resp.header()),
         })
+    }
+
+    async fn max_txn_ops(&self) -> Result<usize, StoreError> {
+        // etcd does not tell its `--max-txn-ops`, but refuses a transaction of more compares
+        // with "too many operations in txn request". The probe is read-only: compares alone,
+        // on a key nothing writes.
+        let mut n = TXN_OPS_PROBE;
+        loop {
+            let compares: Vec<ec::Compare> = (0..n)
+                .map(|_| ec::Compare::mod_revision(TXN_PROBE_KEY, ec::CompareOp::Equal, 0))
+                .collect();
+            match self.client().txn(ec::Txn::new().when(compares)).await {
+                Ok(_) => return Ok(n),
+                Err(e) if n > 1 && too_many_ops(&e) => n /= 2,
+                Err(e) => return Err(classify(e)),
+            }
+        }
     }
 
     async fn watch(&self, prefix: &str, from: Revision) -> Result<WatchStream, StoreError> {

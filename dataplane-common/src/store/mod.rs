@@ -224,6 +224,12 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Applies `txn` atomically.
     async fn txn(&self, txn: Txn) -> Result<TxnOutcome, StoreError>;
 
+    /// The most compares, and the most operations, that one transaction may hold
+    /// (`usize::MAX`: no limit). etcd's is its `--max-txn-ops`, 128 by default.
+    async fn max_txn_ops(&self) -> Result<usize, StoreError> {
+        Ok(usize::MAX)
+    }
+
     /// Every change under `prefix` from revision `from` on.
     ///
     /// # Errors

@@ -15,6 +15,8 @@ pub struct EtcdServer {
     client_port: u16,
     peer_port: u16,
     tls: Option<TlsFiles>,
+    /// Further flags, e.g. `--max-txn-ops 1024`.
+    flags: Vec<String>,
 }
 
 fn free_port() -> u16 {
@@ -34,6 +36,15 @@ impl EtcdServer {
     /// # Panics
     /// When etcd is not installed or does not come up; the message says how to install it.
     pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// [`EtcdServer::start`] with further etcd flags (`["--max-txn-ops", "1024"]`), which a
+    /// restart keeps.
+    ///
+    /// # Panics
+    /// As [`EtcdServer::start`].
+    pub async fn start_with(flags: &[&str]) -> Self {
         let dir = std::env::temp_dir().join(format!(
             "dataplane-etcd-{}-{}",
             std::process::id(),
@@ -45,6 +56,7 @@ impl EtcdServer {
             client_port: free_port(),
             peer_port: free_port(),
             tls: None,
+            flags: flags.iter().map(|&f| f.to_owned()).collect(),
         };
         server.spawn().await;
         server
@@ -73,6 +85,7 @@ impl EtcdServer {
                 cert: pki.join("client.pem"),
                 key: pki.join("client-key.pem"),
             }),
+            flags: Vec::new(),
         };
         server.spawn().await;
         server
@@ -132,6 +145,7 @@ impl EtcdServer {
             ])
             .args(["--initial-cluster", &format!("test={peer}")])
             .args(["--log-level", "error"])
+            .args(&self.flags)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
