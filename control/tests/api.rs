@@ -3,17 +3,14 @@
 
 mod support;
 
-use async_trait::async_trait;
 use control::api::{Auth, TlsFiles};
 use dataplane_common::model::{RecordSet, Vip, encode};
-use dataplane_common::store::{
-    KeyValue, LeaseId, Listing, Revision, Store, StoreError, Txn, TxnOutcome, WatchStream,
-};
+use dataplane_common::store::StoreError;
+use dataplane_common::store::intercept::{Intercept, Intercepted};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 use support::{READ_TOKEN, Server, WRITE_TOKEN, a_set, auth, zone};
 
 /// A server with the example.com zone.
@@ -614,67 +611,15 @@ fn health_and_nodes_are_listed() {
 
 /// A store that fails on demand.
 #[derive(Debug)]
-struct Flaky {
-    inner: Arc<dyn Store>,
-    down: Arc<AtomicBool>,
-}
+struct Down(Arc<AtomicBool>);
 
-impl Flaky {
+impl Intercept for Down {
     fn check(&self) -> Result<(), StoreError> {
-        if self.down.load(Ordering::SeqCst) {
+        if self.0.load(Ordering::SeqCst) {
             Err(StoreError::Unavailable("connection refused (test)".into()))
         } else {
             Ok(())
         }
-    }
-}
-
-#[async_trait]
-impl Store for Flaky {
-    async fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
-        self.check()?;
-        self.inner.get(key).await
-    }
-    async fn list(&self, prefix: &str, at: Option<Revision>) -> Result<Listing, StoreError> {
-        self.check()?;
-        self.inner.list(prefix, at).await
-    }
-    async fn put(
-        &self,
-        key: &str,
-        value: Vec<u8>,
-        lease: Option<LeaseId>,
-    ) -> Result<Revision, StoreError> {
-        self.check()?;
-        self.inner.put(key, value, lease).await
-    }
-    async fn delete(&self, key: &str) -> Result<Revision, StoreError> {
-        self.check()?;
-        self.inner.delete(key).await
-    }
-    async fn txn(&self, txn: Txn) -> Result<TxnOutcome, StoreError> {
-        self.check()?;
-        self.inner.txn(txn).await
-    }
-    async fn watch(&self, prefix: &str, from: Revision) -> Result<WatchStream, StoreError> {
-        self.check()?;
-        self.inner.watch(prefix, from).await
-    }
-    async fn grant_lease(&self, ttl: Duration) -> Result<LeaseId, StoreError> {
-        self.check()?;
-        self.inner.grant_lease(ttl).await
-    }
-    async fn keep_alive(&self, lease: LeaseId) -> Result<Duration, StoreError> {
-        self.check()?;
-        self.inner.keep_alive(lease).await
-    }
-    async fn revoke_lease(&self, lease: LeaseId) -> Result<(), StoreError> {
-        self.check()?;
-        self.inner.revoke_lease(lease).await
-    }
-    async fn compact(&self, revision: Revision) -> Result<(), StoreError> {
-        self.check()?;
-        self.inner.compact(revision).await
     }
 }
 
@@ -684,7 +629,7 @@ fn an_unavailable_store_is_a_503_with_its_reason() {
     let flag = down.clone();
     let server = Server::start_with(
         auth(),
-        move |inner| Arc::new(Flaky { inner, down: flag }),
+        move |inner| Intercepted::new(inner, Down(flag)),
         None,
     );
     let w = server.client(Some(WRITE_TOKEN));

@@ -4,17 +4,15 @@
 //! Each test starts one etcd and uses it for both sides (the Kubernetes keys under
 //! `/registry/`, the project's under `/dataplane/`), as a small cluster can.
 
-use async_trait::async_trait;
 use control::kube::testing::{
     endpoint, port, protobuf_service, protobuf_slice, service, slice, terminating,
 };
 use control::kube::{Endpoint, IntOrString};
 use control::{Settings, leader};
 use dataplane_common::model::{RData, RecordSet, Vip, decode, encode};
+use dataplane_common::store::intercept::{Intercept, Intercepted};
 use dataplane_common::store::testing::EtcdServer;
-use dataplane_common::store::{
-    self, KeyValue, LeaseId, Listing, Revision, Store, StoreError, Txn, TxnOutcome, WatchStream,
-};
+use dataplane_common::store::{self, KeyValue, Store, StoreError, WatchStream};
 use dataplane_common::telemetry::Telemetry;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -379,69 +377,26 @@ async fn the_watch_survives_an_etcd_restart() {
     control.shutdown().await;
 }
 
-/// A store whose watches can be cut and refused, to put the watch behind a compaction.
-#[derive(Debug)]
-struct Cuttable {
-    inner: Arc<dyn Store>,
+/// Watches that can be cut and refused, to put the watch behind a compaction.
+#[derive(Debug, Default)]
+struct Cut {
     refuse: AtomicBool,
     cut: Arc<Notify>,
 }
 
-impl Cuttable {
-    fn new(inner: Arc<dyn Store>) -> Arc<Self> {
-        Arc::new(Self {
-            inner,
-            refuse: AtomicBool::new(false),
-            cut: Arc::new(Notify::new()),
-        })
-    }
-
+impl Cut {
     /// Ends the watches and refuses new ones.
     fn cut(&self) {
         self.refuse.store(true, Ordering::SeqCst);
         self.cut.notify_waiters();
     }
-
-    /// Compacts the history past everything written so far, then lets watches back: they
-    /// find their revision compacted and relist.
-    async fn compact_and_reconnect(&self) {
-        let now = self
-            .inner
-            .put("/registry/unrelated", b"x".to_vec(), None)
-            .await
-            .unwrap();
-        self.inner.compact(now).await.unwrap();
-        self.refuse.store(false, Ordering::SeqCst);
-    }
 }
 
-#[async_trait]
-impl Store for Cuttable {
-    async fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
-        self.inner.get(key).await
-    }
-    async fn list(&self, prefix: &str, at: Option<Revision>) -> Result<Listing, StoreError> {
-        self.inner.list(prefix, at).await
-    }
-    async fn put(
-        &self,
-        key: &str,
-        value: Vec<u8>,
-        lease: Option<LeaseId>,
-    ) -> Result<Revision, StoreError> {
-        self.inner.put(key, value, lease).await
-    }
-    async fn delete(&self, key: &str) -> Result<Revision, StoreError> {
-        self.inner.delete(key).await
-    }
-    async fn txn(&self, txn: Txn) -> Result<TxnOutcome, StoreError> {
-        self.inner.txn(txn).await
-    }
-    async fn watch(&self, prefix: &str, from: Revision) -> Result<WatchStream, StoreError> {
+impl Intercept for Cut {
+    fn watch(&self, mut inner: WatchStream) -> Result<WatchStream, StoreError> {
         if self.refuse.load(Ordering::SeqCst) {
             return Err(StoreError::Unavailable("cut by the test".into()));
         }
-        let mut inner = self.inner.watch(prefix, from).await?;
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let cut = Arc::clone(&self.cut);
         tokio::spawn(async move {
@@ -459,24 +414,24 @@ impl Store for Cuttable {
         });
         Ok(rx)
     }
-    async fn grant_lease(&self, ttl: Duration) -> Result<LeaseId, StoreError> {
-        self.inner.grant_lease(ttl).await
-    }
-    async fn keep_alive(&self, lease: LeaseId) -> Result<Duration, StoreError> {
-        self.inner.keep_alive(lease).await
-    }
-    async fn revoke_lease(&self, lease: LeaseId) -> Result<(), StoreError> {
-        self.inner.revoke_lease(lease).await
-    }
-    async fn compact(&self, revision: Revision) -> Result<(), StoreError> {
-        self.inner.compact(revision).await
-    }
+}
+
+/// Compacts the history past everything written so far, then lets watches back: they find
+/// their revision compacted and relist.
+async fn compact_and_reconnect(kube: &Intercepted<Cut>) {
+    let now = kube
+        .inner
+        .put("/registry/unrelated", b"x".to_vec(), None)
+        .await
+        .unwrap();
+    kube.inner.compact(now).await.unwrap();
+    kube.intercept.refuse.store(false, Ordering::SeqCst);
 }
 
 #[tokio::test]
 async fn a_compaction_past_the_watch_relists_to_the_right_result() {
     let (_etcd, s) = etcd().await;
-    let kube = Cuttable::new(s.clone());
+    let kube = Intercepted::new(s.clone(), Cut::default());
     put_service(&s, &web()).await;
     put_slice(&s, &web_slice(vec![endpoint("10.1.0.1", true)])).await;
     let api = service(
@@ -500,7 +455,7 @@ async fn a_compaction_past_the_watch_relists_to_the_right_result() {
     .await;
 
     // The watch goes away; meanwhile things change and the history is compacted.
-    kube.cut();
+    kube.intercept.cut();
     put_slice(
         &s,
         &web_slice(vec![endpoint("10.1.0.5", true), endpoint("10.1.0.6", true)]),
@@ -516,7 +471,7 @@ async fn a_compaction_past_the_watch_relists_to_the_right_result() {
         vec![port("pg", "TCP", 5432, None)],
     );
     put_service(&s, &db).await;
-    kube.compact_and_reconnect().await;
+    compact_and_reconnect(&kube).await;
 
     eventually(
         &s,
@@ -641,7 +596,7 @@ async fn a_follower_takes_over_within_the_lease_when_the_leader_dies() {
 async fn a_large_relist_is_published_while_translated_and_reconciled() {
     const SERVICES: usize = 300;
     let (_etcd, s) = etcd().await;
-    let kube = Cuttable::new(s.clone());
+    let kube = Intercepted::new(s.clone(), Cut::default());
     put_service(&s, &web()).await;
     put_slice(&s, &web_slice(vec![endpoint("10.1.0.1", true)])).await;
     let control = Control::start("node-a", kube.clone(), s.clone());
@@ -654,7 +609,7 @@ async fn a_large_relist_is_published_while_translated_and_reconciled() {
     .await;
 
     // The watch goes away; meanwhile web goes, 300 Services come, and history is compacted.
-    kube.cut();
+    kube.intercept.cut();
     s.delete("/registry/services/specs/default/web")
         .await
         .unwrap();
@@ -689,7 +644,7 @@ async fn a_large_relist_is_published_while_translated_and_reconciled() {
     }
     let puts = || control.metric("control_publish_writes_total{op=\"put\"}");
     let puts_before = puts();
-    kube.compact_and_reconnect().await;
+    compact_and_reconnect(&kube).await;
 
     eventually(&s, WEB_VIP, "deleted during the gap", absent).await;
     eventually(

@@ -471,82 +471,45 @@ mod tests {
     use super::*;
     use crate::kube::testing::{port, service};
     use crate::translate::{self, Options};
-    use dataplane_common::store::{
-        Embedded, KeyValue, LeaseId, ListPages, Listing, Revision, TxnOutcome, WatchStream,
-    };
+    use dataplane_common::store::Embedded;
+    use dataplane_common::store::intercept::{Intercept, Intercepted};
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::time::Duration;
 
-    /// The embedded store with a transaction limit, recording the size of each transaction.
+    /// A transaction limit, with the size of each transaction sent.
     #[derive(Debug)]
-    struct Limited {
-        inner: Embedded,
+    struct Limit {
         limit: AtomicUsize,
         sizes: Mutex<Vec<(usize, usize)>>,
     }
 
-    #[async_trait::async_trait]
-    impl Store for Limited {
-        async fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
-            self.inner.get(key).await
-        }
-        async fn list(&self, prefix: &str, at: Option<Revision>) -> Result<Listing, StoreError> {
-            self.inner.list(prefix, at).await
-        }
-        async fn list_pages(&self, prefix: &str) -> Result<ListPages, StoreError> {
-            self.inner.list_pages(prefix).await
-        }
-        async fn put(
-            &self,
-            key: &str,
-            value: Vec<u8>,
-            lease: Option<LeaseId>,
-        ) -> Result<Revision, StoreError> {
-            self.inner.put(key, value, lease).await
-        }
-        async fn delete(&self, key: &str) -> Result<Revision, StoreError> {
-            self.inner.delete(key).await
-        }
-        async fn txn(&self, txn: Txn) -> Result<TxnOutcome, StoreError> {
-            let limit = self.limit.load(Ordering::Relaxed);
-            if txn.compares.len().max(txn.ops.len()) > limit {
+    impl Intercept for Limit {
+        fn txn(&self, txn: &Txn) -> Result<(), StoreError> {
+            if txn.compares.len().max(txn.ops.len()) > self.limit.load(Ordering::Relaxed) {
                 return Err(StoreError::Invalid(
                     "too many operations in txn request".into(),
                 ));
             }
             let size = (txn.compares.len(), txn.ops.len());
             self.sizes.lock().unwrap().push(size);
-            self.inner.txn(txn).await
+            Ok(())
         }
-        async fn max_txn_ops(&self) -> Result<usize, StoreError> {
-            Ok(self.limit.load(Ordering::Relaxed))
-        }
-        async fn watch(&self, prefix: &str, from: Revision) -> Result<WatchStream, StoreError> {
-            self.inner.watch(prefix, from).await
-        }
-        async fn grant_lease(&self, ttl: Duration) -> Result<LeaseId, StoreError> {
-            self.inner.grant_lease(ttl).await
-        }
-        async fn keep_alive(&self, lease: LeaseId) -> Result<Duration, StoreError> {
-            self.inner.keep_alive(lease).await
-        }
-        async fn revoke_lease(&self, lease: LeaseId) -> Result<(), StoreError> {
-            self.inner.revoke_lease(lease).await
-        }
-        async fn compact(&self, revision: Revision) -> Result<(), StoreError> {
-            self.inner.compact(revision).await
+
+        fn max_txn_ops(&self, _inner: usize) -> usize {
+            self.limit.load(Ordering::Relaxed)
         }
     }
 
     #[tokio::test]
     async fn transactions_are_as_full_as_the_store_takes() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Limited {
-            inner: Embedded::open(dir.path()).await.unwrap(),
-            limit: AtomicUsize::new(200),
-            sizes: Mutex::new(Vec::new()),
-        });
+        let store = Intercepted::new(
+            Arc::new(Embedded::open(dir.path()).await.unwrap()),
+            Limit {
+                limit: AtomicUsize::new(200),
+                sizes: Mutex::new(Vec::new()),
+            },
+        );
         let fence = Compare {
             key: "/dataplane/leader".into(),
             mod_revision: 0,
@@ -567,7 +530,7 @@ mod tests {
         set_all(&mut desired, &mut dirty, 0);
         let stats = publisher.publish(&desired, &mut dirty).await.unwrap();
         assert_eq!(stats.puts, 500);
-        let sizes = std::mem::take(&mut *store.sizes.lock().unwrap());
+        let sizes = std::mem::take(&mut *store.intercept.sizes.lock().unwrap());
         assert_eq!(
             sizes,
             [(200, 199), (200, 199), (103, 102)],
@@ -575,12 +538,12 @@ mod tests {
         );
 
         // A new etcd member that takes fewer: learnt at the next listing.
-        store.limit.store(50, Ordering::Relaxed);
+        store.intercept.limit.store(50, Ordering::Relaxed);
         publisher.invalidate();
         set_all(&mut desired, &mut dirty, 1);
         let stats = publisher.publish(&desired, &mut dirty).await.unwrap();
         assert_eq!(stats.puts, 375, "A, PTR and VIP changed; {stats:?}");
-        let sizes = store.sizes.lock().unwrap();
+        let sizes = store.intercept.sizes.lock().unwrap();
         assert!(sizes.iter().all(|&(c, o)| c <= 50 && o <= 49), "{sizes:?}");
     }
 

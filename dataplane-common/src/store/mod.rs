@@ -12,6 +12,8 @@ mod embedded;
 mod etcd;
 mod follow;
 #[cfg(any(test, feature = "testing"))]
+pub mod intercept;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod url;
 
