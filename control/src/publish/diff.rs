@@ -18,8 +18,8 @@ use std::ops::Bound::{Excluded, Unbounded};
 /// The most writes in one transaction, when the store takes that many
 /// ([`dataplane_common::store::Store::max_txn_ops`]; [`writes_per_txn`]). Fuller
 /// transactions are fewer raft entries for etcd to commit and apply: a first sync of
-/// 400,000 keys took etcd 15.2-15.8 CPU-seconds in transactions of 127 writes and 9.0-9.5
-/// in transactions of 1,000 (control-bench). Beyond about a thousand they save little, and
+/// 400,000 keys took etcd 14-19 CPU-seconds in transactions of 127 writes and 9-11 in
+/// transactions of 1,023 (control-bench). Beyond about a thousand they save little, and
 /// one apply holds up everything else etcd serves for longer.
 pub const MAX_TXN_OPS: usize = 1023;
 
