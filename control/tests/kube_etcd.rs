@@ -181,6 +181,22 @@ fn absent(kv: Option<&KeyValue>) -> bool {
     kv.is_none()
 }
 
+/// Writes web with one ready endpoint to the Kubernetes etcd `s`, starts control (node-a,
+/// reading Kubernetes through `kube`, publishing to `s`) and waits until web's VIP is out.
+async fn control_with_web(s: &Arc<dyn Store>, kube: Arc<dyn Store>) -> Control {
+    put_service(s, &web()).await;
+    put_slice(s, &web_slice(vec![endpoint("10.1.0.1", true)])).await;
+    let control = Control::start("node-a", kube, s.clone());
+    eventually(
+        s,
+        WEB_VIP,
+        "published",
+        has_servers(&[("10.1.0.1", 8080, 1)]),
+    )
+    .await;
+    control
+}
+
 #[tokio::test]
 async fn records_and_vips_appear_follow_scaling_and_disappear() {
     let (_etcd, s) = etcd().await;
@@ -315,16 +331,7 @@ async fn a_full_reconcile_removes_stale_kubernetes_keys_and_never_touches_user_o
         v
     };
 
-    put_service(&s, &web()).await;
-    put_slice(&s, &web_slice(vec![endpoint("10.1.0.1", true)])).await;
-    let control = Control::start("node-a", s.clone(), s.clone());
-    eventually(
-        &s,
-        WEB_VIP,
-        "published",
-        has_servers(&[("10.1.0.1", 8080, 1)]),
-    )
-    .await;
+    let control = control_with_web(&s, s.clone()).await;
     eventually(&s, stale, "stale kubernetes record removed", absent).await;
     eventually(
         &s,
@@ -349,16 +356,7 @@ async fn a_full_reconcile_removes_stale_kubernetes_keys_and_never_touches_user_o
 #[tokio::test]
 async fn the_watch_survives_an_etcd_restart() {
     let (mut etcd, s) = etcd().await;
-    put_service(&s, &web()).await;
-    put_slice(&s, &web_slice(vec![endpoint("10.1.0.1", true)])).await;
-    let control = Control::start("node-a", s.clone(), s.clone());
-    eventually(
-        &s,
-        WEB_VIP,
-        "published",
-        has_servers(&[("10.1.0.1", 8080, 1)]),
-    )
-    .await;
+    let control = control_with_web(&s, s.clone()).await;
 
     etcd.restart().await;
     put_slice(
@@ -597,16 +595,7 @@ async fn a_large_relist_is_published_while_translated_and_reconciled() {
     const SERVICES: usize = 300;
     let (_etcd, s) = etcd().await;
     let kube = Intercepted::new(s.clone(), Cut::default());
-    put_service(&s, &web()).await;
-    put_slice(&s, &web_slice(vec![endpoint("10.1.0.1", true)])).await;
-    let control = Control::start("node-a", kube.clone(), s.clone());
-    eventually(
-        &s,
-        WEB_VIP,
-        "published",
-        has_servers(&[("10.1.0.1", 8080, 1)]),
-    )
-    .await;
+    let control = control_with_web(&s, kube.clone()).await;
 
     // The watch goes away; meanwhile web goes, 300 Services come, and history is compacted.
     kube.intercept.cut();
