@@ -441,6 +441,37 @@ async fn max_txn_ops_is_learnt_from_etcd() {
     assert_eq!(b.store.max_txn_ops().await.unwrap(), usize::MAX);
 }
 
+/// etcd only: a listing sizes its pages from the values before, and pages that then meet
+/// far larger values (here 80 MiB in a page sized for small ones, past what the client
+/// takes in one response) are asked for again smaller; the listing comes out whole.
+#[tokio::test]
+async fn a_listing_whose_values_grow_is_read_whole() {
+    let server = EtcdServer::start().await;
+    let s = store::open(&server.url()).await.unwrap();
+    let puts = |range: std::ops::Range<usize>, size: usize| Txn {
+        compares: Vec::new(),
+        ops: range
+            .map(|i| Op::Put {
+                key: format!("/grow/{i:05}"),
+                value: vec![b'x'; size],
+                lease: None,
+            })
+            .collect(),
+    };
+    for chunk in 0..12 {
+        let txn = puts(chunk * 100..(chunk + 1) * 100, 64);
+        assert!(s.txn(txn).await.unwrap().succeeded);
+    }
+    // etcd takes requests up to 1.5 MiB: one 1 MiB value each.
+    for i in 1200..1280 {
+        assert!(s.txn(puts(i..i + 1, 1 << 20)).await.unwrap().succeeded);
+    }
+    let listing = s.list("/grow/", None).await.unwrap();
+    assert_eq!(listing.kvs.len(), 1280);
+    assert!(listing.kvs.windows(2).all(|w| w[0].key < w[1].key));
+    assert_eq!(listing.kvs[1279].value.len(), 1 << 20);
+}
+
 /// Embedded only: a restart keeps every acknowledged write, and leases.
 #[tokio::test]
 async fn embedded_keeps_its_data_across_a_restart() {

@@ -66,18 +66,27 @@ fn unavailable(e: ec::Error) -> StoreError {
 /// [`LIST_PAGE_BYTES`] from the values seen so far.
 const LIST_PAGE: i64 = 500;
 /// The most keys in one page.
-const LIST_PAGE_MAX: i64 = 20_000;
-/// What a page should weigh: well under the gRPC client's 4 MiB message limit. Fewer, larger
-/// pages matter because etcd 3.4 walks its index from a page's first key to the end of the
-/// range whatever the limit, so listing n keys in pages of p costs n²/2p: with 100,000
-/// EndpointSlices in pages of 500 that was most of a minute of etcd CPU.
-const LIST_PAGE_BYTES: usize = 2 << 20;
+const LIST_PAGE_MAX: i64 = 100_000;
+/// What a page should weigh. Fewer, larger pages matter because etcd 3.4 walks its index
+/// from a page's first key to the end of the range whatever the limit, so listing n keys
+/// in pages of p costs n²/2p: with 100,000 EndpointSlices in pages of 500 that was most of
+/// a minute of etcd CPU, and in pages of 2 MiB still about a tenth of etcd's CPU in a first
+/// sync (and a third of it in a restart, which lists the 400,000 keys control wrote).
+const LIST_PAGE_BYTES: usize = 16 << 20;
+/// The largest range response the listing's client takes: gRPC's default of 4 MiB would
+/// not hold a page, and etcd sends any size. Room for a page of values larger than the
+/// ones before it; beyond that the page is retried smaller.
+const LIST_MESSAGE_BYTES: usize = 64 << 20;
 
-/// The next page's limit after `kvs` keys of `bytes` bytes in all.
-fn next_page_limit(kvs: usize, bytes: usize) -> i64 {
+/// The next page's limit after `kvs` keys of `bytes` bytes in all, the last page having
+/// been asked for `last` keys. It grows at most fourfold a page: etcd builds a whole
+/// response before the client can refuse it, so a guess from small values that meets
+/// large ones should cost etcd a few times a page, not a thousand.
+fn next_page_limit(kvs: usize, bytes: usize, last: i64) -> i64 {
     let per_key = (bytes / kvs.max(1)).max(1);
     i64::try_from(LIST_PAGE_BYTES / per_key)
         .unwrap_or(LIST_PAGE_MAX)
+        .min(last.saturating_mul(4))
         .clamp(1, LIST_PAGE_MAX)
 }
 
@@ -137,7 +146,7 @@ fn classify(e: ec::Error) -> StoreError {
 /// Reads a prefix page by page, every page at the first one's revision, so that the pages
 /// make one consistent listing and no response outgrows gRPC's message limit.
 struct Pager {
-    client: ec::Client,
+    client: ec::KvClient,
     start: Option<Vec<u8>>,
     end: Vec<u8>,
     revision: Option<Revision>,
@@ -147,9 +156,11 @@ struct Pager {
 }
 
 impl Pager {
-    fn new(client: ec::Client, prefix: &str, at: Option<Revision>) -> Self {
+    fn new(client: &ec::Client, prefix: &str, at: Option<Revision>) -> Self {
         Self {
-            client,
+            client: client
+                .kv_client()
+                .max_decoding_message_size(LIST_MESSAGE_BYTES),
             start: Some(prefix.as_bytes().to_vec()),
             end: prefix_end(prefix.as_bytes()),
             revision: at,
@@ -164,7 +175,7 @@ impl Pager {
         let Some(start) = self.start.clone() else {
             return Ok(None);
         };
-        let resp = loop {
+        let mut resp = loop {
             let mut options = ec::GetOptions::new()
                 .with_range(self.end.clone())
                 .with_limit(self.limit);
@@ -193,7 +204,7 @@ impl Pager {
             .iter()
             .map(|kv| kv.key().len() + kv.value().len())
             .sum::<usize>();
-        self.limit = next_page_limit(self.keys, self.bytes);
+        self.limit = next_page_limit(self.keys, self.bytes, self.limit);
         self.start = match resp.kvs().last() {
             Some(last) if resp.more() => {
                 let mut next = last.key().to_vec();
@@ -204,7 +215,7 @@ impl Pager {
         };
         Ok(Some(Listing {
             revision,
-            kvs: resp.kvs().iter().map(key_value).collect(),
+            kvs: resp.take_kvs().into_iter().map(owned_key_value).collect(),
         }))
     }
 }
@@ -217,6 +228,26 @@ fn key_value(kv: &ec::KeyValue) -> KeyValue {
         mod_revision: kv.mod_revision(),
         version: kv.version(),
         lease: kv.lease(),
+    }
+}
+
+/// [`key_value`] without copying: a listing's values are most of what it moves.
+fn owned_key_value(kv: ec::KeyValue) -> KeyValue {
+    let (create_revision, mod_revision, version, lease) = (
+        kv.create_revision(),
+        kv.mod_revision(),
+        kv.version(),
+        kv.lease(),
+    );
+    let (key, value) = kv.into_key_value();
+    KeyValue {
+        key: String::from_utf8(key)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+        value,
+        create_revision,
+        mod_revision,
+        version,
+        lease,
     }
 }
 
@@ -272,7 +303,7 @@ impl Store for Etcd {
     }
 
     async fn list(&self, prefix: &str, at: Option<Revision>) -> Result<Listing, StoreError> {
-        let mut pager = Pager::new(self.client(), prefix, at);
+        let mut pager = Pager::new(&self.client, prefix, at);
         let mut listing = Listing {
             revision: at.unwrap_or(0),
             kvs: Vec::new(),
@@ -285,7 +316,7 @@ impl Store for Etcd {
     }
 
     async fn list_pages(&self, prefix: &str) -> Result<ListPages, StoreError> {
-        let mut pager = Pager::new(self.client(), prefix, None);
+        let mut pager = Pager::new(&self.client, prefix, None);
         // One page ahead of the consumer: it decodes one while the next is on its way.
         let (tx, rx) = tokio::sync::mpsc::channel(1);
         tokio::spawn(async move {
@@ -498,11 +529,18 @@ mod tests {
 
     #[test]
     fn pages_are_sized_by_bytes_within_bounds() {
-        assert_eq!(next_page_limit(500, 500 * 1024), 2048);
-        assert_eq!(next_page_limit(500, 500 * 100), 20_971.min(LIST_PAGE_MAX));
-        assert_eq!(next_page_limit(10, 10 << 20), 2);
-        assert_eq!(next_page_limit(1, 64 << 20), 1, "never an empty page");
-        assert_eq!(next_page_limit(0, 0), LIST_PAGE_MAX);
+        let big = LIST_PAGE_MAX;
+        assert_eq!(next_page_limit(500, 500 * 1024, big), 16_384);
+        assert_eq!(next_page_limit(500, 500 * 100, big), LIST_PAGE_MAX);
+        assert_eq!(next_page_limit(10, 10 << 20, big), 16);
+        assert_eq!(next_page_limit(1, 64 << 20, big), 1, "never an empty page");
+        assert_eq!(next_page_limit(0, 0, big), LIST_PAGE_MAX);
+        assert_eq!(
+            next_page_limit(500, 500 * 100, 500),
+            2_000,
+            "at most four times the last page"
+        );
+        assert_eq!(next_page_limit(500, 500 * 1024, 0), 1);
     }
 
     #[test]
