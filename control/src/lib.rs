@@ -34,7 +34,6 @@ use dataplane_common::model::{MAX_TTL, Name, Soa, Zone};
 use dataplane_common::store::{Revision, Store};
 use dataplane_common::telemetry::Telemetry;
 use prometheus_client::metrics::counter::Counter;
-use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -152,9 +151,9 @@ pub async fn run(
 
     let mut desired = publish::DesiredState::new();
     // Services changed before both prefixes were listed: translated once, when they are.
-    let mut pending: BTreeSet<ServiceKey> = BTreeSet::new();
+    let mut pending = watch::ServiceSet::default();
     // Keys whose desired value changed since the last publish.
-    let mut dirty: BTreeSet<Arc<str>> = BTreeSet::new();
+    let mut dirty = publish::Dirty::default();
     let mut leading = false;
     let mut retry = false;
     let mut elector_done = false;
@@ -175,7 +174,9 @@ pub async fn run(
                 }
                 if watch.is_synced() {
                     let changed = pending.len();
-                    let keys: Vec<ServiceKey> = std::mem::take(&mut pending).into_iter().collect();
+                    // In order: the same changes make the same chunks and transactions.
+                    let mut keys: Vec<ServiceKey> = std::mem::take(&mut pending).into_iter().collect();
+                    keys.sort_unstable();
                     let started = SystemClock.now();
                     // A first sync (or a relist) that this node publishes: each chunk's keys
                     // are written while the next chunk is translated, by blocking on the

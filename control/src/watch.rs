@@ -18,12 +18,18 @@ use dataplane_common::telemetry::Telemetry;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use tracing::{debug, warn};
 
 /// A Service's namespace and name.
 pub type ServiceKey = (String, String);
+
+/// The maps of [`Cluster`] and [`Update`]: found by hash, since a first sync puts 200,000
+/// objects in and B-tree searches on keys that share long prefixes cost more than hashing.
+pub type Map<K, V> = HashMap<K, V, ahash::RandomState>;
+/// A set of Services, as [`Map`].
+pub type ServiceSet = HashSet<ServiceKey, ahash::RandomState>;
 
 /// Which of the two prefixes an event came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,19 +113,17 @@ impl Metrics {
 /// Invariant: a slice is in `slices` under the Service its label names, and `slice_owner`
 /// maps it back to that Service, or it is in neither. A Service's slices are sorted by name.
 ///
-/// A Service's slices are a sorted `Vec`, not a map: nearly every Service has one or a few,
-/// and a `BTreeMap` node holds room for eleven (about 2 KiB each, 200 MB at 100,000
-/// Services).
+/// A Service's slices are a sorted `Vec`, not a map: nearly every Service has one or a few.
 #[derive(Debug, Clone, Default)]
 pub struct Cluster {
-    services: BTreeMap<ServiceKey, Service>,
-    slices: BTreeMap<ServiceKey, Vec<(String, EndpointSlice)>>,
-    slice_owner: BTreeMap<(String, String), String>,
+    services: Map<ServiceKey, Service>,
+    slices: Map<ServiceKey, Vec<(String, EndpointSlice)>>,
+    slice_owner: Map<(String, String), String>,
 }
 
 impl Cluster {
     /// The Services by namespace and name.
-    pub fn services(&self) -> &BTreeMap<ServiceKey, Service> {
+    pub fn services(&self) -> &Map<ServiceKey, Service> {
         &self.services
     }
 
@@ -223,7 +227,7 @@ impl Cluster {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Update {
     /// Services whose Service object or slices changed.
-    pub changed: BTreeSet<ServiceKey>,
+    pub changed: ServiceSet,
     /// The Kubernetes etcd revision of the batch.
     pub revision: Revision,
     /// Whether the batch completed a (re)list (its earlier pages are not flagged: a relist is
@@ -296,7 +300,7 @@ impl Watch {
             }
         };
         let mut update = Update {
-            changed: BTreeSet::new(),
+            changed: ServiceSet::default(),
             revision: batch.revision,
             relisted: batch.relisted && batch.complete,
         };

@@ -1,10 +1,10 @@
 //! Applying plans to the store: the only I/O of publishing.
 
-use super::DesiredState;
 use super::diff::{
     Applied, Current, ETCD_DEFAULT_TXN_WRITES, PREFIXES, Write, diff_after, diff_keys, fits,
     writes_per_txn,
 };
+use super::{DesiredState, Dirty};
 use dataplane_common::model::{Zone, encode, keys};
 use dataplane_common::store::{Compare, Op, Store, StoreError, Txn};
 use dataplane_common::telemetry::Telemetry;
@@ -218,7 +218,7 @@ impl Publisher {
     pub async fn publish(
         &mut self,
         desired: &DesiredState,
-        dirty: &mut BTreeSet<Arc<str>>,
+        dirty: &mut Dirty,
     ) -> Result<Stats, StoreError> {
         self.publish_as(desired, dirty, true).await
     }
@@ -233,7 +233,7 @@ impl Publisher {
     pub async fn publish_changed(
         &mut self,
         desired: &DesiredState,
-        dirty: &mut BTreeSet<Arc<str>>,
+        dirty: &mut Dirty,
     ) -> Result<Stats, StoreError> {
         self.publish_as(desired, dirty, false).await
     }
@@ -241,7 +241,7 @@ impl Publisher {
     async fn publish_as(
         &mut self,
         desired: &DesiredState,
-        dirty: &mut BTreeSet<Arc<str>>,
+        dirty: &mut Dirty,
         sweep: bool,
     ) -> Result<Stats, StoreError> {
         let result = self.try_publish(desired, dirty, sweep).await;
@@ -258,7 +258,7 @@ impl Publisher {
     async fn try_publish(
         &mut self,
         desired: &DesiredState,
-        dirty: &BTreeSet<Arc<str>>,
+        dirty: &Dirty,
         sweep: bool,
     ) -> Result<Stats, StoreError> {
         let mut stats = Stats::default();
@@ -268,8 +268,12 @@ impl Publisher {
                 self.swept = false;
             }
             let conflicted = if self.current.is_some() && (self.swept || !sweep) {
+                // In key order, as a full reconcile writes: the same changes make the same
+                // transactions.
+                let mut keys: Vec<&str> = dirty.iter().map(|k| &**k).collect();
+                keys.sort_unstable();
                 let writes = diff_keys(
-                    dirty.iter().map(|k| &**k),
+                    keys,
                     |k| desired.get(k),
                     self.current.as_ref().expect("invariant: checked"),
                 );
@@ -519,8 +523,8 @@ mod tests {
         publisher.set_fence(Some(fence));
         // 125 Services, 4 keys each (A, SRV, PTR, VIP).
         let mut desired = DesiredState::new();
-        let mut dirty = BTreeSet::new();
-        let set_all = |desired: &mut DesiredState, dirty: &mut BTreeSet<_>, third: u8| {
+        let mut dirty = Dirty::default();
+        let set_all = |desired: &mut DesiredState, dirty: &mut Dirty, third: u8| {
             for i in 0..125 {
                 let name = format!("s{i}");
                 let t = translation("a", &name, &format!("10.96.{third}.{i}"));
@@ -558,7 +562,7 @@ mod tests {
         let store: Arc<dyn Store> = Arc::new(Embedded::open(dir.path()).await.unwrap());
         // A previous leader's key for a Service not translated yet, and one that is gone.
         let mut before = DesiredState::new();
-        let mut dirty = BTreeSet::new();
+        let mut dirty = Dirty::default();
         for (name, ip) in [("later", "10.96.0.2"), ("gone", "10.96.0.3")] {
             let t = translation("a", name, ip);
             dirty.extend(before.set("a", name, Some(&t)).keys);

@@ -58,10 +58,11 @@ impl Harness {
             reported.extend(changes.keys.iter().map(|k| k.to_string()));
         }
         let after = self.snapshot();
-        let translations: Vec<Translation> = self
-            .cluster
-            .services()
-            .keys()
+        // The reference merges in Service order.
+        let mut services: Vec<&ServiceKey> = self.cluster.services().keys().collect();
+        services.sort_unstable();
+        let translations: Vec<Translation> = services
+            .into_iter()
             .filter_map(|k| self.translation(k))
             .collect();
         let (oracle, _) = desired(&translations);
