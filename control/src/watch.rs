@@ -151,38 +151,40 @@ impl Cluster {
         prefix: &str,
         event: &Event,
     ) -> Result<Vec<ServiceKey>, DecodeError> {
-        let Some((namespace, name)) = event
-            .kv
-            .key
-            .strip_prefix(prefix)
-            .and_then(|rest| rest.split_once('/'))
-        else {
-            debug!(key = %event.kv.key, "not a namespaced object key; ignored");
-            return Ok(Vec::new());
+        let object = decode(resource, prefix, event)?;
+        Ok(self.apply_decoded(prefix, event, object))
+    }
+
+    /// [`Self::apply`] with the event's object already [`decode`]d.
+    fn apply_decoded(
+        &mut self,
+        prefix: &str,
+        event: &Event,
+        object: Option<Object>,
+    ) -> Vec<ServiceKey> {
+        let (Some(object), Some((namespace, name))) = (object, namespaced(prefix, event)) else {
+            return Vec::new();
         };
         let (namespace, name) = (namespace.to_owned(), name.to_owned());
-        match (resource, event.kind) {
-            (Resource::Service, EventKind::Put) => {
-                let svc = kube::decode::service(&event.kv.value)?;
+        match object {
+            Object::Service(svc) => {
                 self.services.insert((namespace.clone(), name.clone()), svc);
-                Ok(vec![(namespace, name)])
+                vec![(namespace, name)]
             }
-            (Resource::Service, EventKind::Delete) => {
+            Object::ServiceGone => {
                 let key = (namespace, name);
-                Ok(self
-                    .services
+                self.services
                     .remove(&key)
                     .map(|_| key)
                     .into_iter()
-                    .collect())
+                    .collect()
             }
-            (Resource::EndpointSlice, EventKind::Put) => {
-                let slice = kube::decode::endpoint_slice(&event.kv.value)?;
+            Object::Slice(slice) => {
                 let mut changed: Vec<ServiceKey> =
                     self.remove_slice(&namespace, &name).into_iter().collect();
                 let Some(service) = slice.service_name().map(str::to_owned) else {
                     debug!(key = %event.kv.key, "EndpointSlice without a service-name label; ignored");
-                    return Ok(changed);
+                    return changed;
                 };
                 self.slice_owner
                     .insert((namespace.clone(), name.clone()), service.clone());
@@ -198,11 +200,9 @@ impl Cluster {
                 if !changed.contains(&key) {
                     changed.push(key);
                 }
-                Ok(changed)
+                changed
             }
-            (Resource::EndpointSlice, EventKind::Delete) => {
-                Ok(self.remove_slice(&namespace, &name).into_iter().collect())
-            }
+            Object::SliceGone => self.remove_slice(&namespace, &name).into_iter().collect(),
         }
     }
 
@@ -221,6 +221,44 @@ impl Cluster {
         }
         Some(key)
     }
+}
+
+/// What an event says of its object, decoded.
+#[derive(Debug)]
+enum Object {
+    Service(Service),
+    ServiceGone,
+    Slice(EndpointSlice),
+    SliceGone,
+}
+
+/// The namespace and name of the object an event is about, if its key has them.
+fn namespaced<'a>(prefix: &str, event: &'a Event) -> Option<(&'a str, &'a str)> {
+    event
+        .kv
+        .key
+        .strip_prefix(prefix)
+        .and_then(|rest| rest.split_once('/'))
+}
+
+/// Decodes an event's value: the costly part of applying it, and one that needs no state,
+/// so that a listing's pages are decoded on every core. `None`: the key names no
+/// namespaced object, and the event is ignored.
+fn decode(resource: Resource, prefix: &str, event: &Event) -> Result<Option<Object>, DecodeError> {
+    if namespaced(prefix, event).is_none() {
+        debug!(key = %event.kv.key, "not a namespaced object key; ignored");
+        return Ok(None);
+    }
+    Ok(Some(match (resource, event.kind) {
+        (Resource::Service, EventKind::Put) => {
+            Object::Service(kube::decode::service(&event.kv.value)?)
+        }
+        (Resource::Service, EventKind::Delete) => Object::ServiceGone,
+        (Resource::EndpointSlice, EventKind::Put) => {
+            Object::Slice(kube::decode::endpoint_slice(&event.kv.value)?)
+        }
+        (Resource::EndpointSlice, EventKind::Delete) => Object::SliceGone,
+    }))
 }
 
 /// What one step of the watch changed.
@@ -304,9 +342,13 @@ impl Watch {
             revision: batch.revision,
             relisted: batch.relisted && batch.complete,
         };
-        for event in &batch.events {
-            match self.cluster.apply(resource, prefix, event) {
-                Ok(keys) => update.changed.extend(keys),
+        let decoded =
+            crate::map_on_every_core(&batch.events, |event| decode(resource, prefix, event));
+        for (event, object) in batch.events.iter().zip(decoded) {
+            match object {
+                Ok(object) => update
+                    .changed
+                    .extend(self.cluster.apply_decoded(prefix, event, object)),
                 Err(e) => {
                     self.metrics
                         .decode_errors

@@ -11,7 +11,6 @@ use dataplane_common::store::{Compare, KeyValue, Op, Revision, Txn};
 use serde::Deserialize;
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
-use std::hash::{DefaultHasher, Hasher};
 use std::iter::Peekable;
 use std::ops::Bound::{Excluded, Unbounded};
 
@@ -42,13 +41,13 @@ pub const MAX_TXN_BYTES: usize = 1 << 20;
 /// The prefixes control writes under; `records/` and `vips/` are shared with users.
 pub const PREFIXES: [&str; 4] = [keys::RECORDS, keys::VIPS, keys::SERVICES, keys::ENDPOINTS];
 
-/// A stable 64-bit digest of a stored value. The store's values are not kept (at a
-/// million keys they would double control's memory); what was written is recognised by
-/// this.
+/// A 64-bit digest of a stored value, the same for the same bytes throughout the process.
+/// The store's values are not kept (at a million keys they would double control's memory);
+/// what was written is recognised by this. aHash with fixed seeds: SipHash over every value
+/// written and listed was 3% of control's CPU in a first sync.
 pub fn fingerprint(value: &[u8]) -> u64 {
-    let mut h = DefaultHasher::new();
-    h.write(value);
-    h.finish()
+    static SEEDS: ahash::RandomState = ahash::RandomState::with_seeds(1, 2, 3, 4);
+    SEEDS.hash_one(value)
 }
 
 /// One stored key, as far as publishing cares.

@@ -19,7 +19,7 @@ mod url;
 
 pub use embedded::{Embedded, HISTORY_LIMIT};
 pub use etcd::{Etcd, TlsFiles};
-pub use follow::{Batch, Follower, Metrics as FollowerMetrics, Typed};
+pub use follow::{Batch, Follower, KeyRevisions, Metrics as FollowerMetrics, Typed};
 pub use url::StoreUrl;
 
 use async_trait::async_trait;
