@@ -178,31 +178,41 @@ pub async fn run(
                     let mut keys: Vec<ServiceKey> = std::mem::take(&mut pending).into_iter().collect();
                     keys.sort_unstable();
                     let started = SystemClock.now();
-                    // A first sync (or a relist) that this node publishes: each chunk's keys
-                    // are written while the next chunk is translated, by blocking on the
-                    // runtime, which only a thread cpu_bound handed over may do.
+                    // A first sync (or a relist) that this node publishes: each chunk's writes
+                    // go to the store while the next chunk is merged into the desired state
+                    // and the one after is translated, by blocking on the runtime, which only
+                    // a thread cpu_bound handed over may do.
                     let runtime = tokio::runtime::Handle::current();
                     let mut overlap = leading
                         && !retry
                         && publisher.needs_reconcile()
                         && blocks_in_place(changed);
+                    if overlap && let Err(e) = publisher.ensure_read().await {
+                        warn!(error = %e, "reading the project store failed; the full reconcile follows");
+                        overlap = false;
+                    }
+                    let mut planned = publish::PlannedWrites::default();
                     cpu_bound(changed, || {
-                        translate_all(watch.cluster(), &keys, &options, &translate_errors, |t| match t {
-                            Translated::Service(key, parts) => {
-                                let changes = desired.set_parts(&key.0, &key.1, parts);
-                                for c in &changes.conflicts {
-                                    warn!(conflict = %c, "two Services want one key");
-                                }
-                                dirty.extend(changes.keys);
+                        translate_all(watch.cluster(), &keys, &options, &translate_errors, |chunk, parts| {
+                            if overlap && !planned.is_empty() {
+                                // etcd applies the chunk before while this one is merged: the
+                                // merge is a tenth of a second of one core per 16,384 Services,
+                                // and etcd sat idle through it.
+                                std::thread::scope(|scope| {
+                                    let merging = scope.spawn(|| merge(&mut desired, &mut dirty, chunk, parts));
+                                    send_planned(&runtime, &mut publisher, &mut planned, &mut overlap);
+                                    if let Err(panic) = merging.join() {
+                                        std::panic::resume_unwind(panic);
+                                    }
+                                });
+                            } else {
+                                merge(&mut desired, &mut dirty, chunk, parts);
                             }
-                            Translated::Chunk if overlap && !dirty.is_empty() => {
-                                if let Err(e) = runtime.block_on(publisher.publish_changed(&desired, &mut dirty)) {
-                                    warn!(error = %e, "publishing while translating failed; the full reconcile follows");
-                                    overlap = false;
-                                }
+                            if overlap {
+                                planned = publisher.plan_changed(&desired, &mut dirty);
                             }
-                            Translated::Chunk => {}
                         });
+                        send_planned(&runtime, &mut publisher, &mut planned, &mut overlap);
                     });
                     let took = SystemClock.now().duration_since(started);
                     if changed >= CPU_BOUND_ITEMS {
@@ -341,24 +351,52 @@ impl<T> Drop for AbortOnDrop<T> {
 /// few enough that their encoded values in flight are a small part of the desired state.
 const TRANSLATE_CHUNK: usize = 16_384;
 
-/// What [`translate_all`] hands its caller, in the order of the keys.
-enum Translated<'a> {
-    /// One Service and the keys it wants with their values.
-    Service(&'a ServiceKey, publish::state::Parts),
-    /// A chunk's Services were all handed over; the next chunk is being translated meanwhile.
-    Chunk,
+/// Sends what a first sync planned so far (if it still overlaps writing with translating),
+/// blocking on `runtime`; after a failure it stops overlapping, and the full reconcile that
+/// follows writes what is left.
+fn send_planned(
+    runtime: &tokio::runtime::Handle,
+    publisher: &mut publish::Publisher,
+    planned: &mut publish::PlannedWrites,
+    overlap: &mut bool,
+) {
+    if *overlap && !planned.is_empty() {
+        let writes = std::mem::take(planned);
+        if let Err(e) = runtime.block_on(publisher.write_planned(writes)) {
+            warn!(error = %e, "publishing while translating failed; the full reconcile follows");
+            *overlap = false;
+        }
+    }
 }
 
-/// Translates the Services `keys` and encodes what each wants. Many (a first sync's
-/// 100,000) go in chunks, each spread over every core while the caller merges and
-/// publishes the chunk before: translating and encoding is most of a first sync's CPU,
-/// and etcd applying the writes most of its time.
+/// Merges translated Services (`keys` with the `parts` each wants) into the desired state,
+/// adding the keys whose value changed to `dirty`.
+fn merge(
+    desired: &mut publish::DesiredState,
+    dirty: &mut publish::Dirty,
+    keys: &[ServiceKey],
+    parts: Vec<publish::state::Parts>,
+) {
+    for (key, parts) in keys.iter().zip(parts) {
+        let changes = desired.set_parts(&key.0, &key.1, parts);
+        for c in &changes.conflicts {
+            warn!(conflict = %c, "two Services want one key");
+        }
+        dirty.extend(changes.keys);
+    }
+}
+
+/// Translates the Services `keys` and encodes what each wants, handing each chunk of
+/// Services to `on` with what they want, in order. Many (a first sync's 100,000) go in
+/// chunks, each spread over every core while the caller merges and publishes the chunk
+/// before: translating and encoding is most of a first sync's CPU, and etcd applying the
+/// writes most of its time.
 fn translate_all<'a>(
     cluster: &'a Cluster,
     keys: &'a [ServiceKey],
     options: &'a translate::Options,
     errors: &'a Counter,
-    mut on: impl FnMut(Translated<'_>),
+    mut on: impl FnMut(&'a [ServiceKey], Vec<publish::state::Parts>),
 ) {
     let parts_of = |keys: &[ServiceKey]| -> Vec<publish::state::Parts> {
         keys.iter()
@@ -371,10 +409,7 @@ fn translate_all<'a>(
             .collect()
     };
     if keys.len() < CPU_BOUND_ITEMS {
-        for (key, parts) in keys.iter().zip(parts_of(keys)) {
-            on(Translated::Service(key, parts));
-        }
-        on(Translated::Chunk);
+        on(keys, parts_of(keys));
         return;
     }
     let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
@@ -397,10 +432,7 @@ fn translate_all<'a>(
                 }
             }
             next = chunks.next().map(|c| (c, spawn(c)));
-            for (key, parts) in chunk.iter().zip(parts) {
-                on(Translated::Service(key, parts));
-            }
-            on(Translated::Chunk);
+            on(chunk, parts);
         }
     });
 }

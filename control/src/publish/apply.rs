@@ -133,6 +133,17 @@ impl Chunk {
     }
 }
 
+/// Writes planned by [`Publisher::plan_changed`], not sent yet.
+#[derive(Debug, Default)]
+pub struct PlannedWrites(Vec<Write>);
+
+impl PlannedWrites {
+    /// Whether there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// A transaction on its way, with what it changes once it succeeds.
 struct Planned {
     txn: Txn,
@@ -162,8 +173,9 @@ impl Planned {
 /// overwritten.
 ///
 /// A first sync can start writing before the desired state is whole
-/// ([`Publisher::publish_changed`]: the keys translated so far, against the listed store,
-/// nothing deleted); the full reconcile that follows then finds those written already.
+/// ([`Publisher::plan_changed`] and [`Publisher::write_planned`]: the keys translated so
+/// far, against the listed store, nothing deleted); the full reconcile that follows then
+/// finds those written already.
 #[derive(Debug)]
 pub struct Publisher {
     store: Arc<dyn Store>,
@@ -220,31 +232,7 @@ impl Publisher {
         desired: &DesiredState,
         dirty: &mut Dirty,
     ) -> Result<Stats, StoreError> {
-        self.publish_as(desired, dirty, true).await
-    }
-
-    /// Writes what differs at the `dirty` keys only, listing the store first if its state is
-    /// not known, and never comparing (or deleting) anything else: for a desired state that
-    /// is still being filled, when the keys not yet translated must not be taken for stale.
-    /// A full reconcile is still due afterwards ([`Self::needs_reconcile`]).
-    ///
-    /// # Errors
-    /// As [`Self::publish`].
-    pub async fn publish_changed(
-        &mut self,
-        desired: &DesiredState,
-        dirty: &mut Dirty,
-    ) -> Result<Stats, StoreError> {
-        self.publish_as(desired, dirty, false).await
-    }
-
-    async fn publish_as(
-        &mut self,
-        desired: &DesiredState,
-        dirty: &mut Dirty,
-        sweep: bool,
-    ) -> Result<Stats, StoreError> {
-        let result = self.try_publish(desired, dirty, sweep).await;
+        let result = self.try_publish(desired, dirty).await;
         match &result {
             Ok(_) => dirty.clear(),
             Err(_) => {
@@ -255,49 +243,106 @@ impl Publisher {
         result
     }
 
+    /// Lists the store if what it holds is not known (before [`Self::plan_changed`]).
+    ///
+    /// # Errors
+    /// The store's error.
+    pub async fn ensure_read(&mut self) -> Result<(), StoreError> {
+        if self.current.is_none() {
+            self.current = Some(self.read().await?);
+            self.swept = false;
+        }
+        Ok(())
+    }
+
+    /// The writes the `dirty` keys need against the store as last read and written
+    /// ([`Self::ensure_read`] first), to be sent by [`Self::write_planned`]; `dirty` is
+    /// emptied. Nothing else is compared or deleted: for a first sync, whose desired state
+    /// is still being filled while these are written.
+    pub fn plan_changed(&self, desired: &DesiredState, dirty: &mut Dirty) -> PlannedWrites {
+        let writes = self.plan(desired, dirty);
+        dirty.clear();
+        PlannedWrites(writes)
+    }
+
+    /// Sends what [`Self::plan_changed`] planned. Nothing is retried here: after a failed
+    /// guard or a store error the store is listed again, and its full reconcile writes
+    /// whatever these did not.
+    ///
+    /// # Errors
+    /// The store's error, or [`StoreError::Unavailable`] when a guard failed.
+    pub async fn write_planned(&mut self, writes: PlannedWrites) -> Result<Stats, StoreError> {
+        let mut stats = Stats::default();
+        let result = match self.write_writes(&mut stats, writes.0).await {
+            Ok(false) => return Ok(stats),
+            Ok(true) => {
+                self.metrics.conflicts.inc();
+                Err(StoreError::Unavailable(
+                    "a concurrent write failed a publish guard".into(),
+                ))
+            }
+            Err(e) => {
+                self.metrics.errors.inc();
+                Err(e)
+            }
+        };
+        self.current = None;
+        result
+    }
+
+    /// The writes `dirty` needs, in key order as a full reconcile writes them: the same
+    /// changes make the same transactions.
+    fn plan(&self, desired: &DesiredState, dirty: &Dirty) -> Vec<Write> {
+        let mut keys: Vec<&str> = dirty.iter().map(|k| &**k).collect();
+        keys.sort_unstable();
+        diff_keys(
+            keys,
+            |k| desired.get(k),
+            self.current
+                .as_ref()
+                .expect("invariant: the store is read before planning"),
+        )
+    }
+
+    /// Sends `writes` in transactions as full as the store takes; returns whether a guard
+    /// failed.
+    async fn write_writes(
+        &mut self,
+        stats: &mut Stats,
+        writes: Vec<Write>,
+    ) -> Result<bool, StoreError> {
+        let mut writes = writes.into_iter().peekable();
+        let (fence, max_ops) = (self.fence.clone(), self.txn_writes);
+        self.write(stats, |_, user_held| {
+            let mut chunk = Chunk::new(max_ops);
+            while let Some(write) = writes.next_if(|w| chunk.fits(w)) {
+                match write {
+                    Write::UserHeld(key) => {
+                        user_held.insert(key);
+                    }
+                    write => {
+                        if let Some(key) = write.key() {
+                            user_held.remove(key);
+                        }
+                        chunk.push(write);
+                    }
+                }
+            }
+            (!chunk.writes.is_empty()).then(|| Planned::from_writes(chunk.writes, fence.as_ref()))
+        })
+        .await
+    }
+
     async fn try_publish(
         &mut self,
         desired: &DesiredState,
         dirty: &Dirty,
-        sweep: bool,
     ) -> Result<Stats, StoreError> {
         let mut stats = Stats::default();
         for _ in 0..MAX_ATTEMPTS {
-            if !sweep && self.current.is_none() {
-                self.current = Some(self.read().await?);
-                self.swept = false;
-            }
-            let conflicted = if self.current.is_some() && (self.swept || !sweep) {
-                // In key order, as a full reconcile writes: the same changes make the same
-                // transactions.
-                let mut keys: Vec<&str> = dirty.iter().map(|k| &**k).collect();
-                keys.sort_unstable();
-                let writes = diff_keys(
-                    keys,
-                    |k| desired.get(k),
-                    self.current.as_ref().expect("invariant: checked"),
-                );
-                let mut writes = writes.into_iter().peekable();
-                let (fence, max_ops) = (self.fence.clone(), self.txn_writes);
-                self.write(&mut stats, |_, user_held| {
-                    let mut chunk = Chunk::new(max_ops);
-                    while let Some(write) = writes.next_if(|w| chunk.fits(w)) {
-                        match write {
-                            Write::UserHeld(key) => {
-                                user_held.insert(key);
-                            }
-                            write => {
-                                if let Some(key) = write.key() {
-                                    user_held.remove(key);
-                                }
-                                chunk.push(write);
-                            }
-                        }
-                    }
-                    (!chunk.writes.is_empty())
-                        .then(|| Planned::from_writes(chunk.writes, fence.as_ref()))
-                })
-                .await?
+            let conflicted = if self.current.is_some() && self.swept {
+                let writes = self.plan(desired, dirty);
+                self.write_writes(&mut stats, writes).await?
             } else {
                 stats.full = true;
                 if self.current.is_none() {
@@ -586,10 +631,9 @@ mod tests {
         let mut desired = DesiredState::new();
         let t = translation("a", "first", "10.96.0.1");
         dirty.extend(desired.set("a", "first", Some(&t)).keys);
-        let stats = publisher
-            .publish_changed(&desired, &mut dirty)
-            .await
-            .unwrap();
+        publisher.ensure_read().await.unwrap();
+        let planned = publisher.plan_changed(&desired, &mut dirty);
+        let stats = publisher.write_planned(planned).await.unwrap();
         assert!(
             !stats.full && stats.puts > 0 && stats.deletes == 0,
             "{stats:?}"

@@ -21,7 +21,7 @@ pub mod state;
 #[cfg(test)]
 mod state_tests;
 
-pub use apply::{Metrics, Publisher, Stats};
+pub use apply::{Metrics, PlannedWrites, Publisher, Stats};
 pub use desired::{Desired, EndpointList, desired};
 pub use diff::{Current, MAX_TXN_BYTES, MAX_TXN_OPS, Plan, Stored, diff};
 pub use state::{DesiredState, Dirty};
