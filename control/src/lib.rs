@@ -199,14 +199,14 @@ pub async fn run(
                                 // merge is a tenth of a second of one core per 16,384 Services,
                                 // and etcd sat idle through it.
                                 std::thread::scope(|scope| {
-                                    let merging = scope.spawn(|| merge(&mut desired, &mut dirty, chunk, parts));
+                                    let merging = scope.spawn(|| merge_translated(&mut desired, &mut dirty, chunk, parts));
                                     send_planned(&runtime, &mut publisher, &mut planned, &mut overlap);
                                     if let Err(panic) = merging.join() {
                                         std::panic::resume_unwind(panic);
                                     }
                                 });
                             } else {
-                                merge(&mut desired, &mut dirty, chunk, parts);
+                                merge_translated(&mut desired, &mut dirty, chunk, parts);
                             }
                             if overlap {
                                 planned = publisher.plan_changed(&desired, &mut dirty);
@@ -371,7 +371,7 @@ fn send_planned(
 
 /// Merges translated Services (`keys` with the `parts` each wants) into the desired state,
 /// adding the keys whose value changed to `dirty`.
-fn merge(
+fn merge_translated(
     desired: &mut publish::DesiredState,
     dirty: &mut publish::Dirty,
     keys: &[ServiceKey],

@@ -16,15 +16,15 @@
 //!
 //! Figures on a 2-vCPU VM whose hypervisor steals 20-35% of its CPU time, so wall times
 //! move run to run and the CPU-seconds printed are the steadier measure: 100,000 Services /
-//! 1,000,000 endpoints (400,000 keys) sync in 9.1-14.7 s (median 10.1 s over 15 runs),
-//! control using 6-7 CPU-seconds and etcd 9-11, with an 820-830 MiB peak, into an etcd run
-//! with `--max-txn-ops 1024` (the default here; `MAX_TXN_OPS=128`, etcd's own default, gives
-//! 12-18 s with etcd at 14-19 CPU-seconds); a restart against the synced store (a new
-//! leader: 0 keys written) takes 7.3-8.9 s. Before translation on every core, the compact
-//! stored encoding, only headless Services under services/ and endpoints/, and no
-//! transparent huge pages, the same sync took 21-31 s (600,000 keys, control about 10
-//! CPU-seconds and etcd about 30) and peaked at 1.18 GiB. At 10,000 Services propagation
-//! p50 is 12-16 ms, p99 27-44 ms.
+//! 1,000,000 endpoints (400,000 keys) sync in 6.0-12.2 s (median 8.5 s over 19 runs, 18 of
+//! them under 10 s), control using 3.7-5.8 CPU-seconds and etcd 6.3-11, with a 775-790 MiB
+//! peak, into an etcd run with `--max-txn-ops 1024` (the default here; `MAX_TXN_OPS=128`,
+//! etcd's own default, gives 9.4-10.3 s with etcd at 11-12 CPU-seconds); a restart against
+//! the synced store (a new leader: 0 keys written) takes 4.6-7.7 s. Before translation on
+//! every core, the compact stored encoding, only headless Services under services/ and
+//! endpoints/, and no transparent huge pages, the same sync took 21-31 s (600,000 keys,
+//! control about 10 CPU-seconds and etcd about 30) and peaked at 1.18 GiB. At 10,000
+//! Services propagation p50 is 12-16 ms, p99 27-44 ms.
 
 use control::kube::testing::{endpoint, port, protobuf_service, protobuf_slice, service, slice};
 use dataplane_common::clock::{Clock, SystemClock};
