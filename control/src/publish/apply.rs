@@ -669,4 +669,83 @@ mod tests {
             ]
         );
     }
+
+    /// Fails every transaction while `down` is set.
+    #[derive(Debug, Default)]
+    struct Down {
+        down: std::sync::atomic::AtomicBool,
+    }
+
+    impl Intercept for Down {
+        fn txn(&self, _txn: &Txn) -> Result<(), StoreError> {
+            if self.down.load(Ordering::Relaxed) {
+                return Err(StoreError::Unavailable("etcd is down".into()));
+            }
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn planned_writes_that_fail_are_left_to_the_full_reconcile() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Intercepted::new(
+            Arc::new(Embedded::open(dir.path()).await.unwrap()),
+            Down::default(),
+        );
+        let mut publisher = Publisher::new(store.clone(), Metrics::default());
+        let mut desired = DesiredState::new();
+        let mut dirty = Dirty::default();
+        for (name, ip) in [("one", "10.96.0.1"), ("two", "10.96.0.2")] {
+            let t = translation("a", name, ip);
+            dirty.extend(desired.set("a", name, Some(&t)).keys);
+        }
+        publisher.ensure_read().await.unwrap();
+        let planned = publisher.plan_changed(&desired, &mut dirty);
+        assert!(!planned.is_empty() && dirty.is_empty());
+
+        store.intercept.down.store(true, Ordering::Relaxed);
+        assert!(publisher.write_planned(planned).await.is_err());
+        assert!(
+            publisher.needs_reconcile(),
+            "the store is to be listed again"
+        );
+
+        // The writes planned and lost are the full reconcile's, dirty or not.
+        store.intercept.down.store(false, Ordering::Relaxed);
+        let stats = publisher.publish(&desired, &mut dirty).await.unwrap();
+        assert!(stats.full, "{stats:?}");
+        assert_eq!(stats.puts, desired.len());
+        let stored = store.list(keys::ROOT, None).await.unwrap().kvs;
+        assert_eq!(stored.len(), desired.len());
+        assert!(
+            stored
+                .iter()
+                .all(|kv| desired.get(&kv.key) == Some(kv.value.as_slice()))
+        );
+        assert!(!publisher.needs_reconcile());
+
+        // A user creates a key between planning and writing: the guard fails, and the
+        // reconcile that follows sees the user's key and leaves it alone.
+        let t = translation("a", "three", "10.96.0.3");
+        dirty.extend(desired.set("a", "three", Some(&t)).keys);
+        let planned = publisher.plan_changed(&desired, &mut dirty);
+        let vip = keys::vip(
+            "10.96.0.3".parse().unwrap(),
+            80,
+            dataplane_common::model::Protocol::Tcp,
+        );
+        let user = br#"{"v":1,"source":"user"}"#.to_vec();
+        store.put(&vip, user.clone(), None).await.unwrap();
+        let err = publisher.write_planned(planned).await.unwrap_err();
+        assert!(err.to_string().contains("guard"), "{err}");
+        assert!(
+            publisher.needs_reconcile(),
+            "the store is to be listed again"
+        );
+        let stats = publisher.publish(&desired, &mut dirty).await.unwrap();
+        assert!(stats.full, "{stats:?}");
+        assert_eq!(store.get(&vip).await.unwrap().unwrap().value, user);
+        let stored = store.list(keys::ROOT, None).await.unwrap().kvs;
+        assert_eq!(stored.len(), desired.len());
+    }
 }
