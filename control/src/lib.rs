@@ -316,25 +316,40 @@ pub(crate) fn map_on_every_core<T: Sync, R: Send>(
     items: &[T],
     f: impl Fn(&T) -> R + Sync,
 ) -> Vec<R> {
-    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    if items.len() < CPU_BOUND_ITEMS || threads == 1 {
+    if items.len() < CPU_BOUND_ITEMS || cores() == 1 {
         return items.iter().map(f).collect();
     }
-    let f = &f;
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = items
-            .chunks(items.len().div_ceil(threads))
-            .map(|chunk| scope.spawn(move || chunk.iter().map(f).collect::<Vec<R>>()))
-            .collect();
-        let mut out = Vec::with_capacity(items.len());
-        for handle in handles {
-            match handle.join() {
-                Ok(part) => out.extend(part),
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
+    let on_slice = |slice: &[T]| slice.iter().map(&f).collect::<Vec<R>>();
+    std::thread::scope(|scope| join_in_order(spawn_on_every_core(scope, items, &on_slice)))
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+}
+
+/// Starts `f` on a slice of `items` per core; [`join_in_order`] collects what they return.
+fn spawn_on_every_core<'scope, T: Sync, R: Send + 'scope>(
+    scope: &'scope std::thread::Scope<'scope, '_>,
+    items: &'scope [T],
+    f: &'scope (impl Fn(&[T]) -> Vec<R> + Sync),
+) -> Vec<std::thread::ScopedJoinHandle<'scope, Vec<R>>> {
+    items
+        .chunks(items.len().div_ceil(cores()).max(1))
+        .map(|slice| scope.spawn(move || f(slice)))
+        .collect()
+}
+
+/// What [`spawn_on_every_core`]'s threads return, in the order of their slices; a thread's
+/// panic goes on here.
+fn join_in_order<R>(handles: Vec<std::thread::ScopedJoinHandle<'_, Vec<R>>>) -> Vec<R> {
+    let mut out = Vec::new();
+    for handle in handles {
+        match handle.join() {
+            Ok(part) => out.extend(part),
+            Err(panic) => std::panic::resume_unwind(panic),
         }
-        out
-    })
+    }
+    out
 }
 
 /// A task that ends with its owner: when [`run`] is dropped (its node crashed, as tests
@@ -412,26 +427,16 @@ fn translate_all<'a>(
         on(keys, parts_of(keys));
         return;
     }
-    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    let parts_of = &parts_of;
     std::thread::scope(|scope| {
-        let spawn = |chunk: &'a [ServiceKey]| {
-            chunk
-                .chunks(chunk.len().div_ceil(threads))
-                .map(|sub| scope.spawn(move || parts_of(sub)))
-                .collect::<Vec<_>>()
-        };
         let mut chunks = keys.chunks(TRANSLATE_CHUNK);
-        let mut next = chunks.next().map(|c| (c, spawn(c)));
+        let mut next = chunks
+            .next()
+            .map(|c| (c, spawn_on_every_core(scope, c, &parts_of)));
         while let Some((chunk, handles)) = next.take() {
-            let mut parts = Vec::with_capacity(chunk.len());
-            for handle in handles {
-                match handle.join() {
-                    Ok(more) => parts.extend(more),
-                    Err(panic) => std::panic::resume_unwind(panic),
-                }
-            }
-            next = chunks.next().map(|c| (c, spawn(c)));
+            let parts = join_in_order(handles);
+            next = chunks
+                .next()
+                .map(|c| (c, spawn_on_every_core(scope, c, &parts_of)));
             on(chunk, parts);
         }
     });

@@ -220,18 +220,7 @@ impl Pager {
     }
 }
 
-fn key_value(kv: &ec::KeyValue) -> KeyValue {
-    KeyValue {
-        key: String::from_utf8_lossy(kv.key()).into_owned(),
-        value: kv.value().to_vec(),
-        create_revision: kv.create_revision(),
-        mod_revision: kv.mod_revision(),
-        version: kv.version(),
-        lease: kv.lease(),
-    }
-}
-
-/// [`key_value`] without copying: a listing's values are most of what it moves.
+/// A key-value of etcd's as the store's, moved: a listing's values are most of what it moves.
 fn owned_key_value(kv: ec::KeyValue) -> KeyValue {
     let (create_revision, mod_revision, version, lease) = (
         kv.create_revision(),
@@ -298,8 +287,8 @@ impl Etcd {
 #[async_trait]
 impl Store for Etcd {
     async fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
-        let resp = self.client().get(key, None).await.map_err(classify)?;
-        Ok(resp.kvs().first().map(key_value))
+        let mut resp = self.client().get(key, None).await.map_err(classify)?;
+        Ok(resp.take_kvs().into_iter().next().map(owned_key_value))
     }
 
     async fn list(&self, prefix: &str, at: Option<Revision>) -> Result<Listing, StoreError> {
@@ -515,7 +504,7 @@ fn lease_or(e: ec::Error, lease: Option<LeaseId>) -> StoreError {
 }
 
 fn event(e: &ec::Event) -> Option<Event> {
-    let kv = key_value(e.kv()?);
+    let kv = owned_key_value(e.kv()?.clone());
     let kind = match e.event_type() {
         ec::EventType::Put => EventKind::Put,
         ec::EventType::Delete => EventKind::Delete,
