@@ -81,6 +81,11 @@ pub(crate) struct DnsArgs {
     /// queue (UDP to the listen address and port; the rest goes to the kernel).
     #[arg(long, requires = "io", value_parser = dns::io::xdp::Interface::new)]
     pub(crate) xdp_interface: Option<dns::io::xdp::Interface>,
+    /// With `--io xdp`: up to this many replies kept by the XDP program, which then answers
+    /// those questions itself (XDP_TX, one IPv4 listen address). On a veth the peer needs an
+    /// XDP program of its own for the replies to get through. Default 0: off.
+    #[arg(long, requires = "xdp_interface")]
+    pub(crate) xdp_answer_cache: Option<u32>,
     /// Resolve names outside the zones: iterate from the root, or forward.
     #[arg(long, value_enum)]
     pub(crate) recursion: Option<RecursionMode>,

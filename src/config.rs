@@ -104,6 +104,10 @@ pub(crate) struct DnsConfig {
     /// The UDP backend: `mmsg` (recvmmsg/sendmmsg), `uring` (io_uring) or
     /// `{ xdp = "IFACE" }` (AF_XDP on that interface, one worker per queue).
     pub(crate) io: dns::io::Backend,
+    /// With `io = { xdp = ... }`: replies the XDP program keeps and sends itself, so a
+    /// repeated question never leaves the kernel (0, the default, is off). Replies go back
+    /// out of the interface with `XDP_TX`: on a veth the peer needs an XDP program of its own.
+    pub(crate) xdp_answer_cache: u32,
     /// Response rate limiting; off unless set.
     pub(crate) rrl: Option<RrlConfig>,
     /// Resolving names outside the zones; off (REFUSED) unless set.
@@ -257,6 +261,7 @@ impl Default for DnsConfig {
             fail_back: true,
             udp_payload: 1232,
             io: dns::io::Backend::Mmsg,
+            xdp_answer_cache: 0,
             rrl: None,
             recursion: None,
         }
@@ -617,6 +622,9 @@ impl Config {
                         },
                     };
                 }
+                if let Some(n) = a.xdp_answer_cache {
+                    self.dns.xdp_answer_cache = n;
+                }
             }
             Command::Lb(a) => {
                 self.merge_gossip(&a.gossip);
@@ -870,6 +878,31 @@ impl Config {
                         "dns.listen",
                         "AF_XDP serves one address and port (the unspecified address serves all)",
                     ));
+                }
+                if self.dns.xdp_answer_cache > 0 {
+                    if !matches!(self.dns.io, dns::io::Backend::Xdp(_)) {
+                        return Err(invalid(
+                            "dns.xdp_answer_cache",
+                            "the XDP answer cache needs the AF_XDP backend (--io xdp)",
+                        ));
+                    }
+                    if !self
+                        .dns
+                        .listen
+                        .iter()
+                        .all(|a| a.is_ipv4() && !a.ip().is_unspecified())
+                    {
+                        return Err(invalid(
+                            "dns.xdp_answer_cache",
+                            "the XDP answer cache answers one IPv4 address: --listen 192.0.2.1:53",
+                        ));
+                    }
+                    if self.dns.rrl.is_some() {
+                        return Err(invalid(
+                            "dns.xdp_answer_cache",
+                            "rate limiting needs every query in user space: turn one of them off",
+                        ));
+                    }
                 }
                 if self.dns.zone_files.is_empty()
                     && self.store.url.is_none()

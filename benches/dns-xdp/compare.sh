@@ -116,6 +116,9 @@ start_server() {  # $1 = case
   case $1 in
     ours-xdp) cmd=("$BIN" dns --listen "$SIP:$PORT" --zone-file "$ZONE" --workers 1
                    --io xdp --xdp-interface vs0 --metrics-listen 127.0.0.1:9153) ;;
+    ours-cache) cmd=("$BIN" dns --listen "$SIP:$PORT" --zone-file "$ZONE" --workers 1
+                   --io xdp --xdp-interface vs0 --xdp-answer-cache 65536
+                   --metrics-listen 127.0.0.1:9153) ;;
     ours-udp) cmd=("$BIN" dns --listen "$SIP:$PORT" --zone-file "$ZONE" --workers 1
                    --io mmsg --metrics-listen 127.0.0.1:9153) ;;
     knot-xdp|knot-udp)

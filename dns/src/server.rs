@@ -48,6 +48,9 @@ pub struct Settings {
     pub workers: usize,
     /// The UDP backend.
     pub backend: io::Backend,
+    /// With the `AF_XDP` backend: replies the XDP program keeps and sends itself
+    /// ([`io::xdp::cache`]); 0 is off.
+    pub xdp_answer_cache: u32,
     /// Answering options.
     pub options: Options,
     /// Response rate limiting for UDP; `None` is off.
@@ -246,6 +249,7 @@ impl Server {
         };
         let mut addrs = Vec::new();
         let mut threads = Vec::new();
+        let mut answer_caches = Vec::new();
         for &addr in &settings.listen {
             let spawned = match settings.backend {
                 io::Backend::Mmsg => io::mmsg::spawn(
@@ -256,7 +260,8 @@ impl Server {
                     &metrics,
                     &stop,
                     handoff.as_ref(),
-                ),
+                )
+                .map(|(bound, t)| (bound, t, None)),
                 io::Backend::Uring => io::uring::spawn(
                     addr,
                     settings.workers,
@@ -265,7 +270,8 @@ impl Server {
                     &metrics,
                     &stop,
                     handoff.as_ref(),
-                ),
+                )
+                .map(|(bound, t)| (bound, t, None)),
                 io::Backend::Xdp(interface) => io::xdp::spawn(
                     addr,
                     interface,
@@ -275,10 +281,13 @@ impl Server {
                     &metrics,
                     &stop,
                     handoff.as_ref(),
+                    settings.xdp_answer_cache,
                 ),
             };
-            let (bound, mut t) = spawned.map_err(|source| StartError::Bind { addr, source })?;
+            let (bound, mut t, cache) =
+                spawned.map_err(|source| StartError::Bind { addr, source })?;
             threads.append(&mut t);
+            answer_caches.extend(cache);
             let listener = tokio::net::TcpListener::bind(bound)
                 .await
                 .map_err(|source| StartError::Bind {
@@ -323,6 +332,7 @@ impl Server {
                         metrics: catalog_metrics,
                         synced: synced_tx,
                         release_memory,
+                        answer_caches,
                     },
                     follower_metrics,
                     shutdown(),
@@ -384,6 +394,8 @@ struct Target {
     metrics: CatalogMetrics,
     synced: watch::Sender<Option<Revision>>,
     release_memory: Option<fn()>,
+    /// Invalidated after each swap: their replies came from the catalog before.
+    answer_caches: Vec<Arc<io::xdp::cache::AnswerCache>>,
 }
 
 async fn follow(
@@ -398,6 +410,7 @@ async fn follow(
         metrics,
         synced,
         release_memory,
+        answer_caches,
     } = target;
     let mut zones = Typed::<Zone>::new(Arc::clone(&store), keys::ZONES, follower_metrics.clone());
     let mut records =
@@ -451,6 +464,13 @@ async fn follow(
                 if let Some(release) = release_memory {
                     release();
                 }
+            }
+        }
+        for cache in &answer_caches {
+            // A write to a one-entry array map; should it fail, the cache would go on
+            // replaying the old catalog's replies, so it is tried again before going on.
+            if let Err(e) = cache.invalidate().or_else(|_| cache.invalidate()) {
+                tracing::error!(error = %e, "the XDP answer cache could not be invalidated");
             }
         }
         metrics.revision.set(revision);

@@ -92,6 +92,7 @@ pub(crate) async fn start(
         zone_files: config.zone_files.clone(),
         workers: workers(config),
         backend: config.io,
+        xdp_answer_cache: config.xdp_answer_cache,
         options,
         rrl,
         cluster_domain: Some(config.cluster_domain.clone()),

@@ -347,6 +347,7 @@ async fn main() {
         zone_files: Vec::new(),
         workers: 1,
         backend: dns::io::Backend::Mmsg,
+        xdp_answer_cache: 0,
         options: dns::respond::Options::default(),
         rrl: None,
         cluster_domain: Some("cluster.local.".parse().expect("name")),

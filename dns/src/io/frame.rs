@@ -174,4 +174,4 @@ pub fn reply(buf: &mut [u8], q: &Query, len: usize) -> usize {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -38,6 +38,8 @@ const QTYPES: &[&str] = &[
 const RCODES: &[&str] = &[
     "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "other", "BADVERS",
 ];
+/// The XDP answer cache's counter slots: one per query type and rcode.
+pub const REPLAY_SLOTS: usize = QTYPES.len() * RCODES.len();
 /// Answers by the policy that chose the addresses.
 const POLICIES: &[&str] = &["all", "one-persistent", "one-round-robin"];
 /// What rate limiting did to a response (the index is [`crate::rrl::Action`] less `Send`).
@@ -82,6 +84,8 @@ pub struct Metrics {
     latency: Arc<Histogram>,
     /// Frames the `AF_XDP` path dropped before answering (zero with other backends).
     pub(crate) xdp_drops: Arc<Counters>,
+    /// What the XDP answer cache did (zero without it).
+    pub(crate) xdp_cache: Arc<Counters>,
 }
 
 impl Metrics {
@@ -125,6 +129,14 @@ impl Metrics {
                 "reason",
                 &xdp::DROPS,
             ),
+            xdp_cache: Counters::new(
+                "dns_xdp_cache_replies",
+                "Replies of the XDP answer cache: answered (sent by the XDP program itself), \
+                 stored (written by user space for the program to send), refused (not stored: \
+                 the kernel refused the write).",
+                "event",
+                &xdp::cache::EVENTS,
+            ),
         };
         telemetry.register_collector(Arc::clone(&m.queries));
         telemetry.register_collector(Arc::clone(&m.responses));
@@ -133,6 +145,7 @@ impl Metrics {
         telemetry.register_collector(Arc::clone(&m.limited));
         telemetry.register_collector(Arc::clone(&m.latency));
         telemetry.register_collector(Arc::clone(&m.xdp_drops));
+        telemetry.register_collector(Arc::clone(&m.xdp_cache));
         m
     }
 
@@ -244,6 +257,22 @@ impl Answerer {
         query: &[u8],
         out: &mut [u8],
     ) -> Option<usize> {
+        self.answer_replayable(catalog, now, client, query, out)
+            .map(|(len, _)| len)
+    }
+
+    /// [`Self::answer`], and, when the reply says the same to every client until the catalog
+    /// changes ([`xdp::cache::replayable`]: no rate limiting, no choice among addresses,
+    /// authoritative), the counter slot the XDP answer cache counts its replays in.
+    #[inline]
+    pub fn answer_replayable(
+        &mut self,
+        catalog: &crate::authority::Catalog,
+        now: Instant,
+        client: std::net::SocketAddr,
+        query: &[u8],
+        out: &mut [u8],
+    ) -> Option<(usize, Option<u16>)> {
         let outcome = self.responder.handle_query(
             catalog,
             now,
@@ -261,12 +290,29 @@ impl Answerer {
             }
         }
         match outcome {
-            Outcome::Reply { len, .. } => {
-                self.metrics
-                    .limit(self.limiter.as_mut(), now, client.ip(), out, len)
+            Outcome::Reply {
+                len,
+                qtype,
+                rcode,
+                policy,
+                ..
+            } => {
+                let slot = (self.limiter.is_none()
+                    && xdp::cache::replayable(&out[..len], policy.is_some()))
+                .then(|| (qtype_slot(qtype) * RCODES.len() + rcode_slot(rcode)) as u16);
+                let len = self
+                    .metrics
+                    .limit(self.limiter.as_mut(), now, client.ip(), out, len)?;
+                Some((len, slot))
             }
             Outcome::Recurse { .. } | Outcome::Drop(_) => None,
         }
+    }
+
+    /// Counts `n` replies the XDP answer cache sent in `slot` (see [`Self::answer_replayable`]).
+    pub fn count_replayed(&self, slot: usize, n: u64) {
+        self.metrics.queries.add(slot / RCODES.len(), n);
+        self.metrics.responses.add(slot % RCODES.len(), n);
     }
 
     /// Records one batch's latency.

@@ -14,12 +14,15 @@
 //! what the program leaves to the kernel (fragmented queries, IPv4 options), so those still
 //! get answers, the slow way. TCP is the kernel's, as with every backend.
 
+pub mod cache;
+
 use super::frame::{self, Drop};
 use super::upstream::Handoff;
 use super::{Answerer, Metrics, Worker, mmsg};
 use crate::authority::Catalog;
 use crate::respond::Responder;
 use crate::rrl::Limiter;
+use cache::{AnswerCache, Staged};
 use dataplane_common::clock::{Clock, SystemClock};
 use dataplane_common::packet_io::xdp::{self as xsk, Attach, Duplex, Filter, Program};
 use dataplane_common::packet_io::{LinkStats, af_packet};
@@ -27,7 +30,7 @@ use dataplane_common::snapshot::Snapshot;
 use dataplane_common::telemetry::sharded::CountersWriter;
 use std::fmt;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -121,14 +124,49 @@ struct Link {
     drops: CountersWriter,
     /// The socket's counters when last added to `drops`.
     seen: LinkStats,
+    /// The XDP answer cache, when on.
+    replay: Option<Replay>,
     /// Keeps the program attached while the worker runs; the last worker to stop detaches it.
     _program: Arc<Program>,
 }
 
+/// One worker's side of the XDP answer cache.
+struct Replay {
+    cache: Arc<AnswerCache>,
+    staged: Staged,
+    /// Whether this worker adds the program's counts to the metrics (one worker does).
+    counts: bool,
+    /// The program's counts when last added.
+    seen: Vec<u64>,
+    /// `dns_xdp_cache_replies`, and what `staged` had counted when last added.
+    events: CountersWriter,
+    reported: (u64, u64),
+}
+
 impl Link {
     /// Adds what the kernel and the ring counted since the last call to the drop counters
-    /// (one `getsockopt`).
-    fn report(&mut self) {
+    /// (one `getsockopt`), and what the answer cache's program answered to the query and
+    /// response counters (one `bpf`).
+    fn report(&mut self, answerer: &Answerer) {
+        if let Some(r) = self.replay.as_mut() {
+            let (stored, refused) = (r.staged.stored, r.staged.refused);
+            r.events.add(cache::STORED, stored - r.reported.0);
+            r.events.add(cache::REFUSED, refused - r.reported.1);
+            r.reported = (stored, refused);
+        }
+        if let Some(r) = self.replay.as_mut().filter(|r| r.counts) {
+            match r.cache.counts() {
+                Ok(now) => {
+                    for (slot, (n, seen)) in now.iter().zip(r.seen.iter_mut()).enumerate() {
+                        let new = n.saturating_sub(*seen);
+                        answerer.count_replayed(slot, new);
+                        r.events.add(cache::ANSWERED, new);
+                        *seen = *n;
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "reading the XDP answer cache's counts"),
+            }
+        }
         let now = self.xsk.stats();
         let kernel = now.kernel_drops.saturating_sub(self.seen.kernel_drops);
         let truncated = now.truncated.saturating_sub(self.seen.truncated);
@@ -151,6 +189,7 @@ fn answer_frame(
     catalog: &Catalog,
     now: Instant,
     drops: &CountersWriter,
+    replay: Option<&mut (&mut Staged, u32)>,
 ) -> Option<usize> {
     let q = match frame::query(&buf[..len], port) {
         Ok(q) => q,
@@ -168,7 +207,10 @@ fn answer_frame(
     // The reply's IP packet fits the interface's MTU and the frame's chunk.
     let limit = buf.len().min(q.layout.l3 + mtu);
     let out = buf.get_mut(q.payload.start..limit)?;
-    let r = answerer.answer(catalog, now, q.client, &scratch[..n], out)?;
+    let (r, slot) = answerer.answer_replayable(catalog, now, q.client, &scratch[..n], out)?;
+    if let (Some(slot), Some((staged, generation))) = (slot, replay) {
+        staged.offer(*generation, &scratch[..n], &out[..r], slot);
+    }
     Some(frame::reply(buf, &q, r))
 }
 
@@ -182,7 +224,7 @@ fn serve(worker: Worker, mut link: Link) {
         match link.xsk.wait(STOP_POLL) {
             Ok(true) => {}
             Ok(false) => {
-                link.report();
+                link.report(&answerer);
                 continue;
             }
             Err(e) => {
@@ -192,6 +234,12 @@ fn serve(worker: Worker, mut link: Link) {
             }
         }
         let now = clock.now();
+        // The cache's generation before the catalog: what is stored is never newer than
+        // the generation it is tagged with.
+        let mut replay = link
+            .replay
+            .as_mut()
+            .map(|r| (&mut r.staged, r.cache.generation()));
         // One snapshot for the whole batch: never half an update, and one atomic load.
         let current = catalog.load();
         let (port, mtu) = (link.port, link.mtu);
@@ -207,9 +255,13 @@ fn serve(worker: Worker, mut link: Link) {
                 &current,
                 now,
                 drops,
+                replay.as_mut(),
             )
         });
         drop(current);
+        if let Some(r) = link.replay.as_mut() {
+            r.staged.flush(&r.cache);
+        }
         if let Err(e) = served {
             tracing::debug!(error = %e, "AF_XDP send failed");
         }
@@ -218,20 +270,22 @@ fn serve(worker: Worker, mut link: Link) {
         batches += 1;
         if batches == STATS_EVERY {
             batches = 0;
-            link.report();
+            link.report(&answerer);
         }
     }
-    link.report();
+    link.report(&answerer);
 }
 
 /// Attaches the program to `interface` for UDP to `addr`, opens one socket per worker on
 /// queues `0..workers`, and starts a thread for each, plus one on a kernel UDP socket bound
-/// to `addr` (see the module doc). Returns the bound address (its port is the served one
-/// when `addr`'s is 0).
+/// to `addr` (see the module doc). With `answer_cache` entries (not 0) the program answers
+/// what it can itself ([`cache`]). Returns the bound address (its port is the served one
+/// when `addr`'s is 0) and the answer cache, to invalidate after each catalog swap.
 ///
 /// # Errors
 /// When the socket cannot be bound, the program cannot be attached (not root, another XDP
-/// program on the interface), or a queue cannot be opened (fewer queues than workers).
+/// program on the interface), a queue cannot be opened (fewer queues than workers), or the
+/// answer cache is asked for on an address that is not one IPv4 address.
 #[allow(clippy::too_many_arguments)]
 pub fn spawn(
     addr: SocketAddr,
@@ -242,7 +296,8 @@ pub fn spawn(
     metrics: &Metrics,
     stop: &Arc<AtomicBool>,
     handoff: Option<&Handoff>,
-) -> io::Result<(SocketAddr, Vec<std::thread::JoinHandle<()>>)> {
+    answer_cache: u32,
+) -> io::Result<Spawned> {
     let name = interface.as_str();
     let socket = mmsg::bind(addr)?;
     let bound = socket.local_addr()?;
@@ -252,7 +307,25 @@ pub fn spawn(
         port: bound.port(),
         any_address,
     };
-    let mut program = Program::attach_filtered(name, Attach::Auto, filter)?;
+    let cache = match (answer_cache, bound.ip()) {
+        (0, _) => None,
+        (entries, IpAddr::V4(a)) if !a.is_unspecified() => Some(Arc::new(AnswerCache::create(
+            entries,
+            a,
+            bound.port(),
+            super::REPLAY_SLOTS,
+        )?)),
+        _ => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("the XDP answer cache answers one IPv4 address; {bound} is not one"),
+            ));
+        }
+    };
+    let mut program = match &cache {
+        Some(c) => Program::attach_with(name, Attach::Auto, filter, &|a| c.emit(a))?,
+        None => Program::attach_filtered(name, Attach::Auto, filter)?,
+    };
     if !any_address {
         program.set_destinations([bound.ip()])?;
     }
@@ -273,6 +346,7 @@ pub fn spawn(
         mode = ?program.mode(),
         bind = ?sockets.first().map(Duplex::bind),
         queues = workers,
+        answer_cache,
         "AF_XDP attached"
     );
     let worker = |w: usize, socket: std::net::UdpSocket| {
@@ -295,6 +369,14 @@ pub fn spawn(
             mtu: mtu as usize,
             drops: metrics.xdp_drops.writer(),
             seen: LinkStats::default(),
+            replay: cache.as_ref().map(|c| Replay {
+                cache: Arc::clone(c),
+                staged: Staged::default(),
+                counts: q == 0,
+                seen: vec![0; super::REPLAY_SLOTS],
+                events: metrics.xdp_cache.writer(),
+                reported: (0, 0),
+            }),
             _program: Arc::clone(&program),
         };
         let w = worker(q, socket.try_clone()?);
@@ -310,8 +392,15 @@ pub fn spawn(
             .name("dns-udp-kernel".to_owned())
             .spawn(move || mmsg::serve(w))?,
     );
-    Ok((bound, threads))
+    Ok((bound, threads, cache))
 }
+
+/// What [`spawn`] started: the bound address, the threads, the answer cache if on.
+pub type Spawned = (
+    SocketAddr,
+    Vec<std::thread::JoinHandle<()>>,
+    Option<Arc<AnswerCache>>,
+);
 
 #[cfg(test)]
 mod tests {

@@ -17,6 +17,6 @@ pub use process::{DropReason, Outcome, Responder, Transport};
 #[cfg(test)]
 mod reference_tests;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 #[cfg(test)]
 mod tests;

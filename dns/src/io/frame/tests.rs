@@ -6,7 +6,7 @@ const SERVER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x05];
 
 /// A query frame from `src` to `dst` (same family), optionally 802.1Q-tagged, with a
 /// correct UDP checksum.
-fn udp_frame(src: SocketAddr, dst: SocketAddr, payload: &[u8], vlan: bool) -> Vec<u8> {
+pub(crate) fn udp_frame(src: SocketAddr, dst: SocketAddr, payload: &[u8], vlan: bool) -> Vec<u8> {
     let mut f = Vec::new();
     f.extend_from_slice(&SERVER_MAC);
     f.extend_from_slice(&CLIENT_MAC);
