@@ -605,3 +605,72 @@ fn recursion_misses_and_cache_hits_reach_the_client_over_af_xdp() {
     );
     assert!(lab.stop(), "SIGTERM stops it cleanly");
 }
+
+#[test]
+fn repeated_questions_are_answered_by_the_xdp_program_itself() {
+    if !usable() {
+        return;
+    }
+    let mut lab = Lab::new("r");
+    // XDP_TX on a veth reaches the peer only when the peer runs XDP too.
+    let _pass = run_in(&lab.client_ns, || {
+        l4lb::fastpath::peer::attach_pass("vc0").expect("an XDP program on vc0")
+    });
+    let server: SocketAddr = (SERVER.parse::<IpAddr>().unwrap(), PORT).into();
+    let zone = fixture("e2e.zone");
+    lab.start_with(
+        &server.to_string(),
+        server,
+        &[
+            "--zone-file",
+            zone.to_str().unwrap(),
+            "--xdp-answer-cache",
+            "1024",
+        ],
+        &["example.test", "SOA"],
+    );
+    let answered = |lab: &Lab| {
+        // Counts are read at each report: an idle worker reports every 200 ms.
+        std::thread::sleep(Duration::from_millis(500));
+        sample(
+            &lab.metrics(),
+            "dns_xdp_cache_replies_total{event=\"answered\"}",
+        )
+    };
+    let before = answered(&lab);
+    for _ in 0..2 {
+        // The first of each is answered in user space and stored; the second by the program.
+        let a = lab.dig(server, &["www.example.test", "A"]);
+        assert_eq!(a.status, "NOERROR", "{}", a.raw);
+        assert!(a.has_flag("aa"), "{}", a.raw);
+        assert_eq!(a.answer_data(), ["192.0.2.10"]);
+        let chain = lab.dig(server, &["ChAiN.example.test", "A"]);
+        assert_eq!(
+            chain.answer_types(),
+            ["CNAME", "CNAME", "A"],
+            "{}",
+            chain.raw
+        );
+        assert!(chain.question[0].starts_with(";ChAiN.example.test."));
+        let nx = lab.dig(server, &["nope.example.test", "A", "+noedns"]);
+        assert_eq!(nx.status, "NXDOMAIN", "{}", nx.raw);
+        assert!(nx.authority[0].contains("SOA"), "{}", nx.raw);
+    }
+    // Another case is another question: answered right, in user space the first time.
+    let upper = lab.dig(server, &["WWW.EXAMPLE.TEST", "A"]);
+    assert_eq!(upper.answer_data(), ["192.0.2.10"]);
+    assert!(upper.question[0].starts_with(";WWW.EXAMPLE.TEST."));
+    let after = answered(&lab);
+    assert!(
+        after >= before + 3,
+        "the program answered {} of the repeated questions",
+        after - before
+    );
+    let m = lab.metrics();
+    assert!(sample(&m, "dns_xdp_cache_replies_total{event=\"stored\"}") >= 3);
+    assert!(
+        sample(&m, "dns_responses_total{rcode=\"NXDOMAIN\"}") >= 2,
+        "{m}"
+    );
+    assert!(lab.stop(), "a clean exit");
+}
