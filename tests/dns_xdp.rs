@@ -674,3 +674,118 @@ fn repeated_questions_are_answered_by_the_xdp_program_itself() {
     );
     assert!(lab.stop(), "a clean exit");
 }
+
+/// Writes `value` under `key` in the store at `url`, from inside `ns` (where the store runs).
+fn put_in(ns: &str, url: String, key: String, value: Vec<u8>) {
+    run_in(ns, move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let s = dataplane_common::store::open(&url).await.unwrap();
+            s.put(&key, value, None).await.unwrap();
+        });
+    });
+}
+
+fn web_set(address: &str) -> (String, Vec<u8>) {
+    use dataplane_common::model::{AnswerPolicy, RData, RecordSet, encode, keys};
+    let set = RecordSet {
+        name: "web.default.svc.cluster.local.".parse().unwrap(),
+        ttl: 30,
+        records: vec![RData::A {
+            address: address.parse().unwrap(),
+        }],
+        policy: AnswerPolicy::All,
+        affinity_timeout: None,
+        source: "user".into(),
+    };
+    (
+        keys::record_set(&set.name, set.record_type().unwrap()),
+        encode(&set),
+    )
+}
+
+#[test]
+fn after_a_store_change_the_xdp_program_answers_only_from_the_new_catalog() {
+    use dataplane_common::model::{Soa, Zone, encode, keys};
+    use dataplane_common::store::testing::EtcdServer;
+    if !usable() {
+        return;
+    }
+    let mut lab = Lab::new("u");
+    let _pass = run_in(&lab.client_ns, || {
+        l4lb::fastpath::peer::attach_pass("vc0").expect("an XDP program on vc0")
+    });
+    // etcd on the server namespace's loopback, where the server reaches it.
+    let etcd = run_in(&lab.server_ns, || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(EtcdServer::start())
+    });
+    let zone = Zone {
+        origin: "cluster.local.".parse().unwrap(),
+        ttl: 30,
+        soa: Soa {
+            mname: "ns.cluster.local.".parse().unwrap(),
+            rname: "hostmaster.cluster.local.".parse().unwrap(),
+            serial: 1,
+            refresh: 7200,
+            retry: 1800,
+            expire: 86400,
+            minimum: 5,
+        },
+        ns: vec!["ns.cluster.local.".parse().unwrap()],
+    };
+    put_in(
+        &lab.server_ns,
+        etcd.url(),
+        keys::zone(&zone.origin),
+        encode(&zone),
+    );
+    let (key, value) = web_set("10.1.0.1");
+    put_in(&lab.server_ns, etcd.url(), key, value);
+
+    let server: SocketAddr = (SERVER.parse::<IpAddr>().unwrap(), PORT).into();
+    lab.start_with(
+        &server.to_string(),
+        server,
+        &["--store", &etcd.url(), "--xdp-answer-cache", "1024"],
+        &["web.default.svc.cluster.local", "A"],
+    );
+    let web = |lab: &Lab| {
+        lab.dig(server, &["web.default.svc.cluster.local", "A"])
+            .answer_data()
+    };
+    for _ in 0..3 {
+        assert_eq!(web(&lab), ["10.1.0.1"]);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let answered = |m: &str| sample(m, "dns_xdp_cache_replies_total{event=\"answered\"}");
+    let before = answered(&lab.metrics());
+    assert!(before >= 1, "the program answered the repeats");
+
+    let (key, value) = web_set("10.1.0.9");
+    put_in(&lab.server_ns, etcd.url(), key, value);
+    // Once the new catalog answers, the old reply is never sent again, by either path.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while web(&lab) != ["10.1.0.9"] {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the change never came"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for _ in 0..5 {
+        assert_eq!(web(&lab), ["10.1.0.9"]);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        answered(&lab.metrics()) > before,
+        "the new reply is answered by the program too"
+    );
+    assert!(lab.stop(), "a clean exit");
+}
