@@ -611,7 +611,7 @@ fn repeated_questions_are_answered_by_the_xdp_program_itself() {
     if !usable() {
         return;
     }
-    let mut lab = Lab::new("r");
+    let mut lab = Lab::new("c");
     // XDP_TX on a veth reaches the peer only when the peer runs XDP too.
     let _pass = run_in(&lab.client_ns, || {
         l4lb::fastpath::peer::attach_pass("vc0").expect("an XDP program on vc0")
@@ -771,12 +771,10 @@ fn after_a_store_change_the_xdp_program_answers_only_from_the_new_catalog() {
     let (key, value) = web_set("10.1.0.9");
     put_in(&lab.server_ns, etcd.url(), key, value);
     // Once the new catalog answers, the old reply is never sent again, by either path.
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut tries = 0;
     while web(&lab) != ["10.1.0.9"] {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the change never came"
-        );
+        tries += 1;
+        assert!(tries < 100, "the change never came in 5 s");
         std::thread::sleep(Duration::from_millis(50));
     }
     for _ in 0..5 {
