@@ -1057,6 +1057,63 @@ mod tests {
     }
 
     #[test]
+    fn the_xdp_answer_cache_needs_af_xdp_one_ipv4_address_and_no_rate_limiting() {
+        let zone = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/e2e.zone");
+        let with = |listen: &str, more: &[&str]| {
+            let mut a = vec!["dns", "--listen", listen, "--zone-file", zone];
+            a.extend_from_slice(more);
+            let args = cli(&a);
+            let mut c = Config::default();
+            c.merge(&args);
+            (c, args)
+        };
+        let xdp = [
+            "--io",
+            "xdp",
+            "--xdp-interface",
+            "vs0",
+            "--xdp-answer-cache",
+            "4096",
+        ];
+        let (c, args) = with("192.0.2.1:53", &xdp);
+        assert_eq!(c.dns.xdp_answer_cache, 4096);
+        assert!(c.validate(&args.command).is_ok());
+        for listen in ["0.0.0.0:53", "[2001:db8::1]:53"] {
+            let (c, args) = with(listen, &xdp);
+            assert_eq!(
+                c.validate(&args.command).err().map(|i| i.field),
+                Some("dns.xdp_answer_cache"),
+                "{listen}"
+            );
+        }
+        let (mut c, args) = with("192.0.2.1:53", &xdp);
+        c.dns.rrl = Config::parse("[dns.rrl]\nrate = 10\n").unwrap().dns.rrl;
+        assert!(c.dns.rrl.is_some());
+        assert_eq!(
+            c.validate(&args.command).err().map(|i| i.field),
+            Some("dns.xdp_answer_cache")
+        );
+        let parse =
+            |a: &[&str]| Cli::try_parse_from(std::iter::once("dataplane").chain(a.iter().copied()));
+        assert!(
+            parse(&["dns", "--xdp-answer-cache", "10"]).is_err(),
+            "needs --xdp-interface"
+        );
+        let file = Config::parse("[dns]\nio = { xdp = \"eth1\" }\nxdp_answer_cache = 8\n").unwrap();
+        assert_eq!(file.dns.xdp_answer_cache, 8);
+        let mut c = file;
+        c.dns.listen = vec!["192.0.2.1:53".parse().unwrap()];
+        c.dns.xdp_answer_cache = 8;
+        c.dns.io = dns::io::Backend::Mmsg;
+        c.dns.zone_files = vec![zone.into()];
+        assert_eq!(
+            c.validate(&cli(&["dns"]).command).err().map(|i| i.field),
+            Some("dns.xdp_answer_cache"),
+            "needs the AF_XDP backend"
+        );
+    }
+
+    #[test]
     fn flags_override_the_file() {
         let mut c = Config::parse(
             "[dns]\nlisten = [\"127.0.0.1:1\"]\nworkers = 3\n[store]\nurl = \"embedded:/a\"\n",
