@@ -41,8 +41,11 @@ pub const BATCH: usize = 64;
 const QUERY_BUF: usize = 2048;
 /// How often an idle worker wakes to see whether it should stop.
 const STOP_POLL: Duration = Duration::from_millis(200);
-/// Busy batches between two reads of the socket's kernel counters.
+/// Busy batches between two reads of the socket's kernel counters (and the answer cache's).
 const STATS_EVERY: u32 = 4096;
+/// The longest a busy worker goes without reading them: the answer cache's replies reach
+/// the query counters at most this late, however few queries reach user space.
+const STATS_AT_LEAST: Duration = Duration::from_secs(1);
 
 /// Label values of `dns_xdp_frames_dropped`: [`Drop::NAMES`], then what the link counted.
 pub(crate) const DROPS: [&str; Drop::NAMES.len() + 2] = {
@@ -220,6 +223,7 @@ fn serve(worker: Worker, mut link: Link) {
     let clock = SystemClock;
     let mut scratch = [0u8; QUERY_BUF];
     let mut batches = 0u32;
+    let mut reported = clock.now();
     while !stop.load(Ordering::Relaxed) {
         match link.xsk.wait(STOP_POLL) {
             Ok(true) => {}
@@ -268,8 +272,9 @@ fn serve(worker: Worker, mut link: Link) {
         let elapsed = clock.now().saturating_duration_since(now);
         answerer.batch_latency(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX));
         batches += 1;
-        if batches == STATS_EVERY {
+        if batches == STATS_EVERY || now.saturating_duration_since(reported) >= STATS_AT_LEAST {
             batches = 0;
+            reported = now;
             link.report(&answerer);
         }
     }
