@@ -18,7 +18,7 @@
 //! frames (`BPF_PROG_TEST_RUN`) and compare.
 
 use super::entry::{NAT, SLOW_TCP_FLAGS, off};
-use dataplane_common::packet_io::xdp::bpf::{Asm, action, func, op, reg, xdp_md};
+use dataplane_common::packet_io::xdp::bpf::{Asm, action, func, op, reg};
 use std::os::fd::RawFd;
 
 /// Labels: above the redirect program's, which follows in the same assembler.
@@ -31,8 +31,6 @@ const PORTS: u16 = 1005;
 
 /// Opcodes the shared encoder does not name.
 mod more_op {
-    /// `r_dst ^= imm` (64-bit).
-    pub(super) const XOR_K: u8 = 0xa7;
     /// `lock *(u64 *)(r_dst + off) += r_src` (`BPF_STX | BPF_ATOMIC | BPF_DW`, `imm` `BPF_ADD`).
     pub(super) const ATOMIC_ADD_DW: u8 = 0xdb;
 }
@@ -40,11 +38,6 @@ mod more_op {
 const ETH: i16 = 14;
 const IP: i16 = ETH;
 const L4: i16 = IP + 20;
-
-/// A network-order 16-bit constant as a little-endian load sees it.
-fn wire16(v: u16) -> i32 {
-    i32::from(u16::from_le_bytes(v.to_be_bytes()))
-}
 
 fn at(o: usize) -> i16 {
     i16::try_from(o).expect("invariant: value offsets are small")
@@ -54,13 +47,13 @@ fn at(o: usize) -> i16 {
 /// clobbers `R3`.
 fn checksum(a: &mut Asm) {
     use reg::{R3, R4, R5};
-    a.i(more_op::XOR_K, R4, 0, 0, 0xffff);
+    a.i(op::XOR_K, R4, 0, 0, 0xffff);
     a.i(op::ADD_X, R4, R5, 0, 0);
     a.i(op::MOV_X, R3, R4, 0, 0);
     a.i(op::RSH_K, R3, 0, 0, 16);
     a.i(op::AND_K, R4, 0, 0, 0xffff);
     a.i(op::ADD_X, R4, R3, 0, 0);
-    a.i(more_op::XOR_K, R4, 0, 0, 0xffff);
+    a.i(op::XOR_K, R4, 0, 0, 0xffff);
 }
 
 /// Appends the fast path for map `flows` to `a`. On entry `R1` is the context; on a miss
@@ -68,18 +61,7 @@ fn checksum(a: &mut Asm) {
 pub fn emit(a: &mut Asm, flows: RawFd) {
     use reg::{FP, R0, R1, R2, R4, R5, R6, R7, R8, R9};
     // R6 context, R7 data, R9 data_end (kept across the lookup), R8 the protocol.
-    a.i(op::MOV_X, R6, R1, 0, 0);
-    a.i(op::LDX_W, R7, R6, xdp_md::DATA, 0);
-    a.i(op::LDX_W, R9, R6, xdp_md::DATA_END, 0);
-    a.i(op::MOV_X, R4, R7, 0, 0);
-    a.i(op::ADD_K, R4, 0, 0, i32::from(L4) + 8);
-    a.jump(op::JGT_X, R4, R9, 0, SLOW);
-    a.i(op::LDX_H, R4, R7, 12, 0);
-    a.jump(op::JNE_K, R4, 0, wire16(0x0800), SLOW);
-    a.i(op::LDX_B, R4, R7, IP, 0);
-    a.jump(op::JNE_K, R4, 0, 0x45, SLOW);
-    a.i(op::LDX_H, R4, R7, IP + 6, 0);
-    a.jump(op::JSET_K, R4, 0, wire16(0x3fff), SLOW);
+    a.untagged_ipv4(i32::from(L4) + 8, SLOW);
     a.i(op::LDX_B, R8, R7, IP + 9, 0);
     a.jump(op::JEQ_K, R8, 0, 17, KEY);
     a.jump(op::JNE_K, R8, 0, 6, SLOW);

@@ -78,6 +78,14 @@ pub mod func {
     pub const XDP_ADJUST_HEAD: i32 = 44;
     /// `bpf_redirect_map(map, key, flags)`.
     pub const REDIRECT_MAP: i32 = 51;
+    /// `bpf_xdp_adjust_tail(ctx, delta)`.
+    pub const XDP_ADJUST_TAIL: i32 = 65;
+    /// `bpf_xdp_get_buff_len(ctx)`.
+    pub const XDP_GET_BUFF_LEN: i32 = 188;
+    /// `bpf_xdp_load_bytes(ctx, offset, buf, len)`.
+    pub const XDP_LOAD_BYTES: i32 = 189;
+    /// `bpf_xdp_store_bytes(ctx, offset, buf, len)`.
+    pub const XDP_STORE_BYTES: i32 = 190;
 }
 
 /// `struct xdp_md` field offsets.
@@ -154,6 +162,8 @@ pub mod op {
     pub const LSH_K: u8 = 0x67;
     /// `r_dst >>= imm` (logical).
     pub const RSH_K: u8 = 0x77;
+    /// `r_dst ^= imm`.
+    pub const XOR_K: u8 = 0xa7;
     /// Byte swap `r_dst` to big endian, `imm` bits (16, 32, 64).
     pub const BE: u8 = 0xdc;
     /// Jump always.
@@ -172,6 +182,12 @@ pub mod op {
     pub const JGT_X: u8 = 0x2d;
     /// Jump if `r_dst >= imm` (unsigned).
     pub const JGE_K: u8 = 0x35;
+    /// Jump if `r_dst < imm` (unsigned).
+    pub const JLT_K: u8 = 0xa5;
+    /// Jump if `r_dst > imm` (signed).
+    pub const JSGT_K: u8 = 0x65;
+    /// Jump if the low 32 bits of `r_dst` `!= imm` (`BPF_JMP32`).
+    pub const JNE32_K: u8 = 0x56;
     /// Jump if `r_dst & imm != 0`.
     pub const JSET_K: u8 = 0x45;
     /// `r_dst = imm64` over two instructions (the second carries the high half).
@@ -180,6 +196,11 @@ pub mod op {
     pub const CALL: u8 = 0x85;
     /// Return `r0`.
     pub const EXIT: u8 = 0x95;
+}
+
+/// A 16-bit value in network order as the little-endian `u16` a packet load yields.
+pub fn wire16(v: u16) -> i32 {
+    i32::from(u16::from_le_bytes(v.to_be_bytes()))
 }
 
 /// `src_reg` of a `BPF_LD_IMM64` whose immediate is a map's file descriptor.
@@ -244,6 +265,26 @@ impl Asm {
     pub fn map(&mut self, dst: u8, map: RawFd) {
         self.i(op::LD_IMM64, dst, PSEUDO_MAP_FD, 0, map);
         self.i(0, 0, 0, 0, 0);
+    }
+
+    /// The start of a program over untagged IPv4 frames: `R6` = the context (from `R1`), `R7`
+    /// = data, `R9` = data end; jumps to `miss` unless the frame holds `need` octets and is
+    /// IPv4 without options, not a fragment. Clobbers `R4`.
+    pub fn untagged_ipv4(&mut self, need: i32, miss: u16) {
+        use reg::{R1, R4, R6, R7, R9};
+        const IP: i16 = 14;
+        self.i(op::MOV_X, R6, R1, 0, 0);
+        self.i(op::LDX_W, R7, R6, xdp_md::DATA, 0);
+        self.i(op::LDX_W, R9, R6, xdp_md::DATA_END, 0);
+        self.i(op::MOV_X, R4, R7, 0, 0);
+        self.i(op::ADD_K, R4, 0, 0, need);
+        self.jump(op::JGT_X, R4, R9, 0, miss);
+        self.i(op::LDX_H, R4, R7, 12, 0);
+        self.jump(op::JNE_K, R4, 0, wire16(0x0800), miss);
+        self.i(op::LDX_B, R4, R7, IP, 0);
+        self.jump(op::JNE_K, R4, 0, 0x45, miss);
+        self.i(op::LDX_H, R4, R7, IP + 6, 0);
+        self.jump(op::JSET_K, R4, 0, wire16(0x3fff), miss);
     }
 
     /// Places label `l` at the next instruction.

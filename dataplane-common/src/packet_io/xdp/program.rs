@@ -14,7 +14,7 @@
 //! into its `BPF_LD_IMM64` instructions, and attaches it with a BPF link: the program is
 //! detached when the [`Program`] is dropped, and also when the process dies however it dies.
 
-use super::bpf::{self, Asm, Insn, action, func, map_type, op, reg, xdp_md};
+use super::bpf::{self, Asm, Insn, action, func, map_type, op, reg, wire16, xdp_md};
 use std::collections::BTreeSet;
 use std::io;
 use std::net::IpAddr;
@@ -81,11 +81,6 @@ fn key(addr: IpAddr) -> [u8; 16] {
         IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
         IpAddr::V6(a) => a.octets(),
     }
-}
-
-/// A 16-bit value in network order as the little-endian `u16` a packet load yields.
-fn wire16(v: u16) -> i32 {
-    i32::from(u16::from_le_bytes(v.to_be_bytes()))
 }
 
 /// The program (see the module doc), for the given map descriptors.

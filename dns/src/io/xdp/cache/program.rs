@@ -18,7 +18,7 @@
 //! core's replies: the same bytes out.
 
 use super::{KEY_BYTES, VALUE_BYTES};
-use dataplane_common::packet_io::xdp::bpf::{Asm, action, func, op, reg, xdp_md};
+use dataplane_common::packet_io::xdp::bpf::{Asm, action, func, op, reg, wire16, xdp_md};
 use std::net::Ipv4Addr;
 use std::os::fd::RawFd;
 
@@ -36,26 +36,6 @@ const SENT: u16 = 1002;
 const GROW: u16 = 1003;
 const BODY: u16 = 1004;
 
-/// Opcodes and helpers the shared encoder does not name.
-mod more {
-    /// `if dst < imm goto` (unsigned, 64-bit).
-    pub(super) const JLT_K: u8 = 0xa5;
-    /// `if (u32)dst != imm goto`.
-    pub(super) const JNE32_K: u8 = 0x56;
-    /// `if (s64)dst > imm goto`.
-    pub(super) const JSGT_K: u8 = 0x65;
-    /// `dst ^= imm` (64-bit).
-    pub(super) const XOR_K: u8 = 0xa7;
-    /// `bpf_xdp_adjust_tail(ctx, delta)`.
-    pub(super) const XDP_ADJUST_TAIL: i32 = 65;
-    /// `bpf_xdp_get_buff_len(ctx)`.
-    pub(super) const XDP_GET_BUFF_LEN: i32 = 188;
-    /// `bpf_xdp_load_bytes(ctx, offset, buf, len)`.
-    pub(super) const XDP_LOAD_BYTES: i32 = 189;
-    /// `bpf_xdp_store_bytes(ctx, offset, buf, len)`.
-    pub(super) const XDP_STORE_BYTES: i32 = 190;
-}
-
 const IP: i16 = 14;
 const UDP: i16 = IP + 20;
 const DNS: i16 = UDP + 8;
@@ -70,11 +50,6 @@ const KEY: i16 = -(8 + KEY_BYTES as i16);
 const INDEX: i16 = KEY - 8;
 const HEADERS: i16 = -48;
 
-/// A network-order 16-bit constant as a little-endian load sees it.
-fn wire16(v: u16) -> i32 {
-    i32::from(u16::from_le_bytes(v.to_be_bytes()))
-}
-
 /// `R2 = fold(R2)`, three times: enough for any sum of fewer than 2^16 words; clobbers `R3`.
 fn fold(a: &mut Asm) {
     use reg::{R2, R3};
@@ -86,6 +61,17 @@ fn fold(a: &mut Asm) {
     }
 }
 
+/// `R0` = the first entry of the array `map`, or a jump to `miss`; clobbers `R1`-`R5`.
+fn first_entry(a: &mut Asm, map: RawFd, miss: u16) {
+    use reg::{FP, R0, R1, R2};
+    a.i(op::ST_W, FP, 0, INDEX, 0);
+    a.map(R1, map);
+    a.i(op::MOV_X, R2, FP, 0, 0);
+    a.i(op::ADD_K, R2, 0, 0, i32::from(INDEX));
+    a.i(op::CALL, 0, 0, 0, func::MAP_LOOKUP_ELEM);
+    a.jump(op::JEQ_K, R0, 0, 0, miss);
+}
+
 /// Appends the answer cache's program to `a`: answers to `address`:`port` only, counters
 /// in `slots` slots. On entry `R1` is the context; on a miss it falls through past its end
 /// with `R1` the context again.
@@ -93,23 +79,12 @@ pub(super) fn emit(a: &mut Asm, maps: Maps, address: Ipv4Addr, port: u16, slots:
     use reg::{FP, R0, R1, R2, R3, R4, R5, R6, R7, R8, R9};
     let key_bytes = KEY + 8;
     // R6 context, R7 data, R9 data_end, R8 the stored reply.
-    a.i(op::MOV_X, R6, R1, 0, 0);
-    a.i(op::LDX_W, R7, R6, xdp_md::DATA, 0);
-    a.i(op::LDX_W, R9, R6, xdp_md::DATA_END, 0);
-    a.i(op::MOV_X, R4, R7, 0, 0);
-    a.i(op::ADD_K, R4, 0, 0, i32::from(DNS) + 12);
-    a.jump(op::JGT_X, R4, R9, 0, SLOW);
-    a.i(op::LDX_H, R4, R7, 12, 0);
-    a.jump(op::JNE_K, R4, 0, wire16(0x0800), SLOW);
-    a.i(op::LDX_B, R4, R7, IP, 0);
-    a.jump(op::JNE_K, R4, 0, 0x45, SLOW);
-    a.i(op::LDX_H, R4, R7, IP + 6, 0);
-    a.jump(op::JSET_K, R4, 0, wire16(0x3fff), SLOW);
+    a.untagged_ipv4(i32::from(DNS) + 12, SLOW);
     a.i(op::LDX_B, R4, R7, IP + 9, 0);
     a.jump(op::JNE_K, R4, 0, 17, SLOW);
     a.i(op::LDX_W, R4, R7, IP + 16, 0);
     a.jump(
-        more::JNE32_K,
+        op::JNE32_K,
         R4,
         0,
         i32::from_le_bytes(address.octets()),
@@ -124,12 +99,7 @@ pub(super) fn emit(a: &mut Asm, maps: Maps, address: Ipv4Addr, port: u16, slots:
     a.jump(op::JEQ_K, R4, 0, 0, SLOW);
 
     // The key: the current generation, then the message after its ID.
-    a.i(op::ST_W, FP, 0, INDEX, 0);
-    a.map(R1, maps.generation);
-    a.i(op::MOV_X, R2, FP, 0, 0);
-    a.i(op::ADD_K, R2, 0, 0, i32::from(INDEX));
-    a.i(op::CALL, 0, 0, 0, func::MAP_LOOKUP_ELEM);
-    a.jump(op::JEQ_K, R0, 0, 0, SLOW);
+    first_entry(a, maps.generation, SLOW);
     a.i(op::LDX_W, R3, R0, 0, 0);
     a.i(op::STX_W, FP, R3, KEY, 0);
     for i in 0..(KEY_BYTES as i16 / 8) {
@@ -138,7 +108,7 @@ pub(super) fn emit(a: &mut Asm, maps: Maps, address: Ipv4Addr, port: u16, slots:
     a.i(op::LDX_H, R5, R7, UDP + 4, 0);
     a.i(op::BE, R5, 0, 0, 16);
     a.jump(op::JGT_K, R5, 0, 8 + 2 + KEY_BYTES as i32, SLOW);
-    a.jump(more::JLT_K, R5, 0, 8 + super::MIN_MESSAGE as i32, SLOW);
+    a.jump(op::JLT_K, R5, 0, 8 + super::MIN_MESSAGE as i32, SLOW);
     // The datagram fills the IP packet exactly, and the frame holds it.
     a.i(op::LDX_H, R3, R7, IP + 2, 0);
     a.i(op::BE, R3, 0, 0, 16);
@@ -156,7 +126,7 @@ pub(super) fn emit(a: &mut Asm, maps: Maps, address: Ipv4Addr, port: u16, slots:
     a.i(op::MOV_K, R2, 0, 0, AFTER_ID);
     a.i(op::MOV_X, R3, FP, 0, 0);
     a.i(op::ADD_K, R3, 0, 0, i32::from(key_bytes));
-    a.i(op::CALL, 0, 0, 0, more::XDP_LOAD_BYTES);
+    a.i(op::CALL, 0, 0, 0, func::XDP_LOAD_BYTES);
     a.jump(op::JNE_K, R0, 0, 0, SLOW);
     a.map(R1, maps.answers);
     a.i(op::MOV_X, R2, FP, 0, 0);
@@ -168,19 +138,19 @@ pub(super) fn emit(a: &mut Asm, maps: Maps, address: Ipv4Addr, port: u16, slots:
     // The frame becomes 44 + len octets long, the stored octets after the ID.
     a.i(op::LDX_H, R5, R8, 0, 0);
     a.jump(op::JGT_K, R5, 0, VALUE_BYTES as i32, SLOW);
-    a.jump(more::JLT_K, R5, 0, 10, SLOW);
+    a.jump(op::JLT_K, R5, 0, 10, SLOW);
     a.i(op::MOV_X, R1, R6, 0, 0);
-    a.i(op::CALL, 0, 0, 0, more::XDP_GET_BUFF_LEN);
+    a.i(op::CALL, 0, 0, 0, func::XDP_GET_BUFF_LEN);
     a.i(op::LDX_H, R7, R8, 0, 0);
     a.i(op::ADD_K, R7, 0, 0, AFTER_ID);
     a.i(op::SUB_X, R7, R0, 0, 0);
     // R7: how much longer the reply is. Shorter (or as long): cut the tail. Longer: grow
     // at the head, which XDP guarantees room for (256 octets), where the tail of a copied
     // frame may have none; the headers and ID move to the new start.
-    a.jump(more::JSGT_K, R7, 0, 0, GROW);
+    a.jump(op::JSGT_K, R7, 0, 0, GROW);
     a.i(op::MOV_X, R1, R6, 0, 0);
     a.i(op::MOV_X, R2, R7, 0, 0);
-    a.i(op::CALL, 0, 0, 0, more::XDP_ADJUST_TAIL);
+    a.i(op::CALL, 0, 0, 0, func::XDP_ADJUST_TAIL);
     a.jump(op::JNE_K, R0, 0, 0, SLOW);
     a.jump(op::JA, 0, 0, 0, BODY);
     a.label(GROW);
@@ -189,7 +159,7 @@ pub(super) fn emit(a: &mut Asm, maps: Maps, address: Ipv4Addr, port: u16, slots:
     a.i(op::MOV_X, R3, FP, 0, 0);
     a.i(op::ADD_K, R3, 0, 0, i32::from(HEADERS));
     a.i(op::MOV_K, R4, 0, 0, AFTER_ID);
-    a.i(op::CALL, 0, 0, 0, more::XDP_LOAD_BYTES);
+    a.i(op::CALL, 0, 0, 0, func::XDP_LOAD_BYTES);
     a.jump(op::JNE_K, R0, 0, 0, SLOW);
     a.i(op::MOV_X, R1, R6, 0, 0);
     a.i(op::MOV_K, R2, 0, 0, 0);
@@ -201,7 +171,7 @@ pub(super) fn emit(a: &mut Asm, maps: Maps, address: Ipv4Addr, port: u16, slots:
     a.i(op::MOV_X, R3, FP, 0, 0);
     a.i(op::ADD_K, R3, 0, 0, i32::from(HEADERS));
     a.i(op::MOV_K, R4, 0, 0, AFTER_ID);
-    a.i(op::CALL, 0, 0, 0, more::XDP_STORE_BYTES);
+    a.i(op::CALL, 0, 0, 0, func::XDP_STORE_BYTES);
     // Cannot fail (the frame is longer than that now); if it did, user space would drop
     // the frame as malformed.
     a.jump(op::JNE_K, R0, 0, 0, SLOW);
@@ -213,7 +183,7 @@ pub(super) fn emit(a: &mut Asm, maps: Maps, address: Ipv4Addr, port: u16, slots:
     a.i(op::MOV_K, R2, 0, 0, AFTER_ID);
     a.i(op::MOV_X, R3, R8, 0, 0);
     a.i(op::ADD_K, R3, 0, 0, 8);
-    a.i(op::CALL, 0, 0, 0, more::XDP_STORE_BYTES);
+    a.i(op::CALL, 0, 0, 0, func::XDP_STORE_BYTES);
     // A failure here leaves the headers as they were and the datagram's length field too:
     // user space reads the query and ignores the tail.
     a.jump(op::JNE_K, R0, 0, 0, SLOW);
@@ -254,7 +224,7 @@ pub(super) fn emit(a: &mut Asm, maps: Maps, address: Ipv4Addr, port: u16, slots:
         a.i(op::ADD_X, R2, R3, 0, 0);
     }
     fold(a);
-    a.i(more::XOR_K, R2, 0, 0, 0xffff);
+    a.i(op::XOR_K, R2, 0, 0, 0xffff);
     a.i(op::STX_H, R7, R2, IP + 10, 0);
     // UDP: ports swapped, length, checksum.
     a.i(op::LDX_H, R2, R7, UDP, 0);
@@ -275,19 +245,14 @@ pub(super) fn emit(a: &mut Asm, maps: Maps, address: Ipv4Addr, port: u16, slots:
         a.i(op::ADD_X, R2, R3, 0, 0);
     }
     fold(a);
-    a.i(more::XOR_K, R2, 0, 0, 0xffff);
+    a.i(op::XOR_K, R2, 0, 0, 0xffff);
     a.jump(op::JNE_K, R2, 0, 0, STORE_UDP_SUM);
     a.i(op::MOV_K, R2, 0, 0, 0xffff);
     a.label(STORE_UDP_SUM);
     a.i(op::STX_H, R7, R2, UDP + 6, 0);
 
     // Counted in its slot, on this CPU.
-    a.i(op::ST_W, FP, 0, INDEX, 0);
-    a.map(R1, maps.counts);
-    a.i(op::MOV_X, R2, FP, 0, 0);
-    a.i(op::ADD_K, R2, 0, 0, i32::from(INDEX));
-    a.i(op::CALL, 0, 0, 0, func::MAP_LOOKUP_ELEM);
-    a.jump(op::JEQ_K, R0, 0, 0, SENT);
+    first_entry(a, maps.counts, SENT);
     a.i(op::LDX_H, R2, R8, 2, 0);
     a.jump(op::JGE_K, R2, 0, slots as i32, SENT);
     a.i(op::LSH_K, R2, 0, 0, 3);
