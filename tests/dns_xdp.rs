@@ -397,6 +397,23 @@ fn mac_of(ns: &str, dev: &str) -> [u8; 6] {
     mac
 }
 
+/// `www` is answered with its address, authoritatively; `ChAiN` follows its CNAME chain and
+/// its question comes back in the case it was asked.
+fn assert_www_and_chain(lab: &Lab, server: SocketAddr) {
+    let a = lab.dig(server, &["www.example.test", "A"]);
+    assert_eq!(a.status, "NOERROR", "{}", a.raw);
+    assert!(a.has_flag("aa"), "{}", a.raw);
+    assert_eq!(a.answer_data(), ["192.0.2.10"]);
+    let chain = lab.dig(server, &["ChAiN.example.test", "A"]);
+    assert_eq!(
+        chain.answer_types(),
+        ["CNAME", "CNAME", "A"],
+        "{}",
+        chain.raw
+    );
+    assert!(chain.question[0].starts_with(";ChAiN.example.test."));
+}
+
 #[test]
 fn answers_over_af_xdp_and_leaves_the_rest_to_the_kernel() {
     if !usable() {
@@ -410,19 +427,8 @@ fn answers_over_af_xdp_and_leaves_the_rest_to_the_kernel() {
     // there); from now on none does.
     let kernel_before = kernel_udp_in(&lab.server_ns);
 
-    let a = lab.dig(server, &["www.example.test", "A"]);
-    assert_eq!(a.status, "NOERROR", "{}", a.raw);
-    assert!(a.has_flag("aa"), "{}", a.raw);
-    assert_eq!(a.answer_data(), ["192.0.2.10"]);
     // Case echoed, CNAME chain followed: the same answering core as the socket backends.
-    let chain = lab.dig(server, &["ChAiN.example.test", "A"]);
-    assert_eq!(
-        chain.answer_types(),
-        ["CNAME", "CNAME", "A"],
-        "{}",
-        chain.raw
-    );
-    assert!(chain.question[0].starts_with(";ChAiN.example.test."));
+    assert_www_and_chain(&lab, server);
 
     let nx = lab.dig(server, &["nope.example.test", "A"]);
     assert_eq!(nx.status, "NXDOMAIN", "{}", nx.raw);
@@ -640,18 +646,7 @@ fn repeated_questions_are_answered_by_the_xdp_program_itself() {
     let before = answered(&lab);
     for _ in 0..2 {
         // The first of each is answered in user space and stored; the second by the program.
-        let a = lab.dig(server, &["www.example.test", "A"]);
-        assert_eq!(a.status, "NOERROR", "{}", a.raw);
-        assert!(a.has_flag("aa"), "{}", a.raw);
-        assert_eq!(a.answer_data(), ["192.0.2.10"]);
-        let chain = lab.dig(server, &["ChAiN.example.test", "A"]);
-        assert_eq!(
-            chain.answer_types(),
-            ["CNAME", "CNAME", "A"],
-            "{}",
-            chain.raw
-        );
-        assert!(chain.question[0].starts_with(";ChAiN.example.test."));
+        assert_www_and_chain(&lab, server);
         let nx = lab.dig(server, &["nope.example.test", "A", "+noedns"]);
         assert_eq!(nx.status, "NXDOMAIN", "{}", nx.raw);
         assert!(nx.authority[0].contains("SOA"), "{}", nx.raw);
