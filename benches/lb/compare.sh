@@ -41,6 +41,9 @@
 # same program in generic XDP (`--xdp-mode generic`: after lb0 built the skb, XDP_TX is a plain
 # transmit to p-lb, no program on the peer), the mode that suits veth.
 #
+# The `nft-ingress-fwd` row is the floor: a stateless rewrite and forward at lb0's ingress hook
+# (no conntrack, no routing, no balancing), i.e. the delivery work every balancer here pays.
+#
 # Needs root, iproute2, nftables (nft), ethtool, etcd + etcdctl, curl, rustc.
 set -euo pipefail
 
@@ -192,6 +195,20 @@ EOF
 measure nft-dnat
 nsx lb nft delete table ip lbbench
 nsx lb sh -c 'echo 0 > /proc/sys/net/ipv4/ip_forward'
+
+# The floor: a stateless rewrite to one real server and a forward at lb0's ingress hook (no
+# conntrack, no routing, no balancing). No balancer on this topology can cost less than this
+# row's delivery work, so "ours / nft-dnat" here cannot reach much past "this row / nft-dnat".
+nsx lb nft -f - <<EOF
+table netdev floor {
+  chain in {
+    type filter hook ingress device "lb0" priority 0; policy accept;
+    ip daddr $VIP udp dport 53 ether saddr set $LB_MAC ether daddr set 02:00:00:00:01:01 ip saddr set $SNAT ip daddr set ${RS[0]} udp dport set 5353 fwd to "lb0"
+  }
+}
+EOF
+measure nft-ingress-fwd
+nsx lb nft delete table netdev floor
 
 start_lb af_packet
 measure dataplane-af_packet "$LB_PID"
