@@ -211,7 +211,10 @@ fn answer_frame(
     let limit = buf.len().min(q.layout.l3 + mtu);
     let out = buf.get_mut(q.payload.start..limit)?;
     let (r, slot) = answerer.answer_replayable(catalog, now, q.client, &scratch[..n], out)?;
-    if let (Some(slot), Some((staged, generation))) = (slot, replay) {
+    // Only what the program could answer: an untagged IPv4 frame (the rest would come back
+    // here and be stored again, a system call per batch for nothing).
+    let replayed_frame = q.layout.l3 == 14 && !q.layout.ipv6;
+    if let (Some(slot), Some((staged, generation)), true) = (slot, replay, replayed_frame) {
         staged.offer(*generation, &scratch[..n], &out[..r], slot);
     }
     Some(frame::reply(buf, &q, r))
