@@ -168,11 +168,12 @@ impl AnswerCache {
         Ok(out)
     }
 
-    /// The stored reply for `query` under `generation`, if any (tests, inspection).
+    /// The stored reply for `query` under `generation`, if any.
     ///
     /// # Errors
     /// When the kernel refuses the read.
-    pub fn get(&self, generation: u32, query: &[u8]) -> io::Result<Option<Vec<u8>>> {
+    #[cfg(test)]
+    pub(crate) fn get(&self, generation: u32, query: &[u8]) -> io::Result<Option<Vec<u8>>> {
         let mut k = [0u8; KEY_SIZE];
         if !key(generation, query, &mut k) {
             return Ok(None);

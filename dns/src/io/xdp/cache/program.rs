@@ -72,6 +72,19 @@ fn first_entry(a: &mut Asm, map: RawFd, miss: u16) {
     a.jump(op::JEQ_K, R0, 0, 0, miss);
 }
 
+/// Calls `helper` (`bpf_xdp_load_bytes` or `bpf_xdp_store_bytes`) on the frame's first
+/// [`AFTER_ID`] octets (headers and ID) and their copy on the stack at [`HEADERS`], with the
+/// context in `R6`; clobbers `R0`-`R5`.
+fn headers(a: &mut Asm, helper: i32) {
+    use reg::{FP, R1, R2, R3, R4, R6};
+    a.i(op::MOV_X, R1, R6, 0, 0);
+    a.i(op::MOV_K, R2, 0, 0, 0);
+    a.i(op::MOV_X, R3, FP, 0, 0);
+    a.i(op::ADD_K, R3, 0, 0, i32::from(HEADERS));
+    a.i(op::MOV_K, R4, 0, 0, AFTER_ID);
+    a.i(op::CALL, 0, 0, 0, helper);
+}
+
 /// Appends the answer cache's program to `a`: answers to `address`:`port` only, counters
 /// in `slots` slots. On entry `R1` is the context; on a miss it falls through past its end
 /// with `R1` the context again.
@@ -154,24 +167,14 @@ pub(super) fn emit(a: &mut Asm, maps: Maps, address: Ipv4Addr, port: u16, slots:
     a.jump(op::JNE_K, R0, 0, 0, SLOW);
     a.jump(op::JA, 0, 0, 0, BODY);
     a.label(GROW);
-    a.i(op::MOV_X, R1, R6, 0, 0);
-    a.i(op::MOV_K, R2, 0, 0, 0);
-    a.i(op::MOV_X, R3, FP, 0, 0);
-    a.i(op::ADD_K, R3, 0, 0, i32::from(HEADERS));
-    a.i(op::MOV_K, R4, 0, 0, AFTER_ID);
-    a.i(op::CALL, 0, 0, 0, func::XDP_LOAD_BYTES);
+    headers(a, func::XDP_LOAD_BYTES);
     a.jump(op::JNE_K, R0, 0, 0, SLOW);
     a.i(op::MOV_X, R1, R6, 0, 0);
     a.i(op::MOV_K, R2, 0, 0, 0);
     a.i(op::SUB_X, R2, R7, 0, 0);
     a.i(op::CALL, 0, 0, 0, func::XDP_ADJUST_HEAD);
     a.jump(op::JNE_K, R0, 0, 0, SLOW);
-    a.i(op::MOV_X, R1, R6, 0, 0);
-    a.i(op::MOV_K, R2, 0, 0, 0);
-    a.i(op::MOV_X, R3, FP, 0, 0);
-    a.i(op::ADD_K, R3, 0, 0, i32::from(HEADERS));
-    a.i(op::MOV_K, R4, 0, 0, AFTER_ID);
-    a.i(op::CALL, 0, 0, 0, func::XDP_STORE_BYTES);
+    headers(a, func::XDP_STORE_BYTES);
     // Cannot fail (the frame is longer than that now); if it did, user space would drop
     // the frame as malformed.
     a.jump(op::JNE_K, R0, 0, 0, SLOW);
